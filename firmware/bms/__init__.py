@@ -1,0 +1,2 @@
+# MicroPython battery management system firmware.
+VERSION = "0.1.0"

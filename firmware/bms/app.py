@@ -1,0 +1,51 @@
+# The application: the state, the stages in pipeline order, and the HAL.
+# app.tick(now_ms) is a step function; whoever owns the clock calls it.
+from bms.state import State, EV_INTERNAL
+from bms.measure import Measure
+from bms.protect import Protect
+from bms.limits import Limits
+from bms.balance import Balance
+from bms.thermal import Thermal
+from bms.contactor import Contactor
+
+
+class App:
+    def __init__(self, cfg, hal, kernels=None):
+        if kernels is None:
+            from bms import kernels
+        self.cfg = cfg
+        self.hal = hal
+        self.state = State(cfg.cells, cfg.temps)
+        self.protect = Protect(cfg)
+        self.stages = (
+            Measure(cfg, kernels),
+            self.protect,
+            Limits(cfg),
+            Balance(cfg, kernels),
+            Thermal(cfg),
+            Contactor(cfg),
+        )
+        self.errors = 0
+
+    def tick(self, now_ms):
+        st = self.state
+        try:
+            self.hal.read(st)
+            for stage in self.stages:
+                stage.tick(st, now_ms)
+        except KeyboardInterrupt:
+            self.safe(now_ms)
+            raise
+        except Exception as e:  # noqa: any failure ends in the safe state
+            self.safe(now_ms)
+            st.internal_error = 1
+            self.errors += 1
+            st.event(now_ms, EV_INTERNAL, self.errors, 0)
+            self.last_error = e
+        self.hal.write(st)
+
+    def safe(self, now_ms):
+        # Outputs first, then everything else.
+        st = self.state
+        st.safe_outputs()
+        self.hal.safe()

@@ -1,0 +1,83 @@
+# Start-up: read the configuration, build the HAL and the app, run the loop.
+import sys
+import json
+from bms import VERSION
+from bms import faults as F
+from bms import signals as S
+from bms.config import Config, ConfigError
+
+
+def _args(argv):
+    opts = {"config": None, "sim": None, "kernels": "viper"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and a[2:] in opts and i + 1 < len(argv):
+            opts[a[2:]] = argv[i + 1]
+            i += 2
+        else:
+            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref]; got " + repr(a))
+    return opts
+
+
+def load_config(path):
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise ConfigError("config: cannot read " + path + ": " + str(e))
+    except ValueError as e:
+        raise ConfigError("config: " + path + " is not valid JSON: " + str(e))
+    return Config(raw)
+
+
+def main(argv):
+    opts = _args(argv)
+    if opts["kernels"] == "ref":
+        from bms import kernels_ref as kernels
+    else:
+        from bms import kernels
+    error = None
+    try:
+        cfg = load_config(opts["config"])
+    except ConfigError as e:
+        error = str(e)
+        cfg = None
+    if not opts["sim"]:
+        if error:
+            print("CONFIG ERROR:", error)
+            sys.exit(2)
+        raise SystemExit("only the sim HAL is available under the unix port")
+    from bms.hal.sim import SimHal
+    host, port = opts["sim"].rsplit(":", 1)
+    if error:
+        # Report through the socket so the host can show it, then stop.
+        import socket
+        s = socket.socket()
+        s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        data = json.dumps({"error": error}).encode()
+        s.write(bytes([len(data) & 255, (len(data) >> 8) & 255, 0, 0]) + data)
+        s.close()
+        print("CONFIG ERROR:", error)
+        sys.exit(2)
+    hal = SimHal(cfg, kernels, host, int(port))
+    from bms.app import App
+    app = App(cfg, hal, kernels)
+    hal.hello(json.dumps({
+        "version": VERSION,
+        "cells": cfg.cells,
+        "temps": cfg.temps,
+        "faults": F.NAMES,
+        "severity": [row[3] for row in F.TABLE],
+        "trip_delay_ms": list(cfg.fault_trip_ms),
+        "trip": list(cfg.fault_trip),
+        "signals": S.NAMES,
+        "tick_ms": cfg.tick_ms,
+    }))
+    try:
+        while hal.receive():
+            app.tick(hal.now_ms)
+    except KeyboardInterrupt:
+        app.safe(hal.now_ms)
+        hal.write(app.state)
+        print("stopped by Ctrl-C: outputs in the safe state")

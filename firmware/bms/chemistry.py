@@ -1,0 +1,65 @@
+# Chemistry presets: protection thresholds and limits per cell chemistry.
+#
+# Sources (values are the cell makers' limits; warning and fault levels
+# inside them are this project's engineering margins, marked "margin"):
+# [EVE] EVE Energy LF105 (3.2 V 105 Ah prismatic LFP) product specification
+#       PBRI-LF105-D06-01 rev. E: charge cut-off 3.65 V, discharge cut-off
+#       2.5 V, standard charge 0.5C, charge 0..55 degC, discharge -20..55 degC.
+# [LS]  Lishen LP54173207 (202 Ah LFP) specification: discharge cut-off 2.5 V
+#       above 0 degC.
+# [SAM] Samsung SDI INR18650-35E specification: charge 4.20 V max,
+#       discharge cut-off 2.65 V, charge 0..45 degC, discharge -10..60 degC.
+# Fault rows: trip, trip delay ms, recover, recover delay ms (units per row:
+# mv = millivolt, dc = 0.1 degC; currents are set from the capacity).
+
+LFP = {
+    "chemistry": "LFP",
+    "faults": {
+        "CELL_OV_WARN": [3550, 1000, 3500, 2000],  # margin
+        "CELL_OV": [3600, 1000, 3450, 5000],  # margin below [EVE] 3.65 V
+        "CELL_OV_CRIT": [3650, 500, 3450, 5000],  # [EVE] charge cut-off
+        "CELL_UV_WARN": [2900, 1000, 3000, 2000],  # margin
+        # Discharge stays blocked until the pack has been recharged a little.
+        "CELL_UV": [2800, 1000, 3150, 10000],  # margin
+        "CELL_UV_CRIT": [2500, 1000, 2900, 5000],  # [EVE], [LS] cut-off
+        "OT_WARN": [450, 2000, 420, 5000],  # margin
+        "OT_CHG": [550, 2000, 500, 10000],  # [EVE] charge max 55 degC
+        "OT_DSG": [550, 2000, 500, 10000],  # [EVE] discharge max 55 degC
+        "OT_CRIT": [600, 1000, 500, 10000],  # margin above [EVE]
+        "UT_CHG": [0, 2000, 20, 5000],  # [EVE] no charging below 0 degC
+        "UT_DSG": [-200, 2000, -180, 5000],  # [EVE] discharge min -20 degC
+    },
+    # Current limits as C-rate x 1000 (per mille of the capacity per hour).
+    "max_charge_cpm": 500,  # [EVE] standard charge 0.5C
+    "max_discharge_cpm": 1000,  # [EVE] continuous 1C
+    # Derating windows (margin): full current below/above the first value,
+    # zero at the second.
+    "ccl_taper_mv": [3450, 3550],
+    "dcl_taper_mv": [2900, 2800],
+    "balance_floor_mv": 3400,  # LFP: balance at the top knee only (margin)
+}
+
+NMC = {
+    "chemistry": "NMC",
+    "faults": {
+        "CELL_OV_WARN": [4150, 1000, 4100, 2000],  # margin
+        "CELL_OV": [4180, 1000, 4100, 5000],  # margin
+        "CELL_OV_CRIT": [4200, 500, 4100, 5000],  # [SAM] 4.20 V max
+        "CELL_UV_WARN": [3100, 1000, 3200, 2000],  # margin
+        "CELL_UV": [3000, 1000, 3300, 10000],  # margin
+        "CELL_UV_CRIT": [2650, 1000, 3000, 5000],  # [SAM] cut-off 2.65 V
+        "OT_WARN": [400, 2000, 370, 5000],  # margin
+        "OT_CHG": [450, 2000, 420, 10000],  # [SAM] charge max 45 degC
+        "OT_DSG": [600, 2000, 550, 10000],  # [SAM] discharge max 60 degC
+        "OT_CRIT": [650, 1000, 550, 10000],  # margin above [SAM]
+        "UT_CHG": [0, 2000, 20, 5000],  # [SAM] charge min 0 degC
+        "UT_DSG": [-100, 2000, -80, 5000],  # [SAM] discharge min -10 degC
+    },
+    "max_charge_cpm": 500,
+    "max_discharge_cpm": 1000,
+    "ccl_taper_mv": [4100, 4180],
+    "dcl_taper_mv": [3200, 3000],
+    "balance_floor_mv": 3900,
+}
+
+PRESETS = {"LFP": LFP, "NMC": NMC}

@@ -1,0 +1,267 @@
+# Configuration: one validated set of integer settings with units in their
+# names, built from a chemistry preset plus the board's and the user's JSON.
+#
+# Validation happens here, once, before anything is applied: a bad value
+# raises ConfigError naming the field, and no part of that config is used.
+# Floats appear only here (the NTC table), never in the tick.
+from array import array
+from bms import faults as F
+from bms.chemistry import PRESETS
+
+MAX_CELLS = 256
+MAX_TEMPS = 64
+SMALL_INT = 1 << 30  # 31-bit small-int limit of the boards (exclusive)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# key: (lo, hi, what) for integer settings. Units are in the key names:
+# mv, ma, mah, ms, dc (0.1 degC), pm (per mille), cpm (C-rate per mille),
+# q16/q8 (fixed-point gains: value = raw * gain >> 16 or >> 8).
+INT_KEYS = {
+    "cells": (1, MAX_CELLS, "cells in series"),
+    "temps": (1, MAX_TEMPS, "cell temperature sensors"),
+    "capacity_mah": (100, 2000000, "rated capacity"),
+    "tick_ms": (10, 1000, "control period"),
+    "max_charge_ma": (0, 1000000, "charge current limit"),
+    "max_discharge_ma": (0, 1000000, "discharge current limit"),
+    "max_charge_cpm": (0, 5000, "charge current limit as C-rate"),
+    "max_discharge_cpm": (0, 10000, "discharge current limit as C-rate"),
+    "limit_ramp_ma_per_s": (1, 1000000, "current limit rise rate"),
+    "balance_floor_mv": (0, 5000, "lowest cell voltage that may be bled"),
+    "balance_start_mv": (1, 500, "start balancing above lowest cell +"),
+    "balance_stop_mv": (0, 500, "stop balancing at lowest cell +"),
+    "balance_max_cells": (0, MAX_CELLS, "cells bled at once"),
+    "balance_max_temp_dc": (-400, 1000, "no balancing above"),
+    "balance_rest_ma": (0, 100000, "pack counts as resting below"),
+    "pump_start_dc": (-400, 1000, "pump starts at"),
+    "pump_full_dc": (-400, 1000, "pump at full duty from"),
+    "pump_hyst_dc": (0, 200, "pump stop hysteresis"),
+    "pump_min_duty_pm": (0, 1000, "pump minimum duty while running"),
+    "precharge_margin_mv": (1, 100000, "precharge done within"),
+    "precharge_timeout_ms": (100, 60000, "precharge time limit"),
+    "precharge_tries": (1, 10, "precharge attempts"),
+    "precharge_retry_ms": (0, 600000, "pause between precharge attempts"),
+    "current_gain_q8": (1, 1 << 20, "current sensor gain"),
+    "current_offset_ma": (-100000, 100000, "current sensor offset"),
+    "pack_gain_q8": (1, 1 << 20, "pack voltage sensor gain"),
+    "bus_gain_q8": (1, 1 << 20, "bus voltage sensor gain"),
+    "ntc_r25_ohm": (100, 1000000, "thermistor resistance at 25 degC"),
+    "ntc_beta_k": (1000, 10000, "thermistor beta"),
+    "ntc_pullup_ohm": (100, 1000000, "thermistor divider resistor"),
+    "adc_max": (255, 65535, "thermistor ADC full scale"),
+    "tach_pulses_per_rev": (1, 16, "pump tachometer pulses per revolution"),
+}
+BOOL_KEYS = ("balance_no_neighbours", "auto_close")
+STR_KEYS = {"chemistry": tuple(PRESETS), "hal": ("sim",), "board": None, "name": None}
+PAIR_KEYS = ("ccl_taper_mv", "dcl_taper_mv")
+LIST_KEYS = ("cell_gain_q16", "cell_offset_mv")
+
+DEFAULTS = {
+    "tick_ms": 100,
+    "limit_ramp_ma_per_s": 10000,
+    "balance_start_mv": 15,
+    "balance_stop_mv": 5,
+    "balance_max_cells": 8,
+    "balance_max_temp_dc": 450,
+    "balance_rest_ma": 2000,
+    "balance_no_neighbours": False,
+    "pump_start_dc": 300,
+    "pump_full_dc": 400,
+    "pump_hyst_dc": 20,
+    "pump_min_duty_pm": 200,
+    "precharge_margin_mv": 2000,
+    "precharge_timeout_ms": 3000,
+    "precharge_tries": 3,
+    "precharge_retry_ms": 5000,
+    "auto_close": True,
+    "current_gain_q8": 2560,  # sensor LSB 10 mA
+    "current_offset_ma": 0,
+    "pack_gain_q8": 2560,  # sensor LSB 10 mV
+    "bus_gain_q8": 2560,
+    # 10 kOhm NTC, B25/85 = 3435 K (e.g. Murata NCP15XH103F03RC), 10 kOhm
+    # pull-up to the ADC reference, 12-bit ADC.
+    "ntc_r25_ohm": 10000,
+    "ntc_beta_k": 3435,
+    "ntc_pullup_ohm": 10000,
+    "adc_max": 4095,
+    "tach_pulses_per_rev": 2,
+}
+
+
+def _err(key, msg):
+    raise ConfigError("config." + key + ": " + msg)
+
+
+def _int(key, v, lo, hi, what):
+    if type(v) is not int or v is True or v is False:
+        _err(key, "expected an integer (" + what + "), got " + repr(v))
+    if v < lo or v > hi:
+        _err(key, "%d out of range %d..%d (%s)" % (v, lo, hi, what))
+    return v
+
+
+class Config:
+    """Validated settings. Build with Config(dict); raises ConfigError."""
+
+    def __init__(self, user):
+        if not isinstance(user, dict):
+            raise ConfigError("config: expected an object, got " + repr(type(user)))
+        chem = user.get("chemistry", "LFP")
+        if chem not in PRESETS:
+            _err("chemistry", "unknown chemistry " + repr(chem) + ", expected one of " + ", ".join(sorted(PRESETS)))
+        preset = PRESETS[chem]
+        merged = {}
+        for k in DEFAULTS:
+            merged[k] = DEFAULTS[k]
+        for k in preset:
+            if k != "faults":
+                merged[k] = preset[k]
+        for k in user:
+            if k != "faults":
+                merged[k] = user[k]
+        self.chemistry = chem
+        for k in merged:
+            v = merged[k]
+            if k in INT_KEYS:
+                lo, hi, what = INT_KEYS[k]
+                setattr(self, k, _int(k, v, lo, hi, what))
+            elif k in BOOL_KEYS:
+                if v is not True and v is not False:
+                    _err(k, "expected true or false, got " + repr(v))
+                setattr(self, k, v)
+            elif k in STR_KEYS:
+                allowed = STR_KEYS[k]
+                if not isinstance(v, str) or (allowed and v not in allowed):
+                    _err(k, "expected one of " + repr(allowed) + ", got " + repr(v))
+                setattr(self, k, v)
+            elif k in PAIR_KEYS:
+                if not isinstance(v, (list, tuple)) or len(v) != 2:
+                    _err(k, "expected [start_mv, zero_mv], got " + repr(v))
+                setattr(self, k, (_int(k + "[0]", v[0], 0, 5000, "mV"), _int(k + "[1]", v[1], 0, 5000, "mV")))
+            elif k in LIST_KEYS:
+                pass  # checked below, once the cell count is known
+            else:
+                _err(k, "unknown setting")
+        for k in ("cells", "temps", "capacity_mah"):
+            if k not in merged:
+                _err(k, "missing (" + INT_KEYS[k][2] + ")")
+        self._derive_currents(merged)
+        self._check_order()
+        self._calibration(merged)
+        self._faults(preset.get("faults", {}), user.get("faults", {}))
+        self._ntc_table()
+
+    def _derive_currents(self, merged):
+        cap = self.capacity_mah
+        if "max_charge_ma" not in merged:
+            self.max_charge_ma = _int("max_charge_ma", cap * self.max_charge_cpm // 1000, 0, 1000000, "charge current limit from max_charge_cpm")
+        if "max_discharge_ma" not in merged:
+            self.max_discharge_ma = _int("max_discharge_ma", cap * self.max_discharge_cpm // 1000, 0, 1000000, "discharge current limit from max_discharge_cpm")
+
+    def _check_order(self):
+        s, z = self.ccl_taper_mv
+        if not z > s or z - s > 1000:
+            _err("ccl_taper_mv", "zero point must be 1..1000 mV above the start, got " + repr(self.ccl_taper_mv))
+        s, z = self.dcl_taper_mv
+        if not s > z or s - z > 1000:
+            _err("dcl_taper_mv", "zero point must be 1..1000 mV below the start, got " + repr(self.dcl_taper_mv))
+        if self.balance_stop_mv >= self.balance_start_mv:
+            _err("balance_stop_mv", "must be below balance_start_mv (%d)" % self.balance_start_mv)
+        if self.pump_full_dc <= self.pump_start_dc:
+            _err("pump_full_dc", "must be above pump_start_dc (%d)" % self.pump_start_dc)
+
+    def _calibration(self, merged):
+        n = self.cells
+        gains = merged.get("cell_gain_q16", 6554)  # sensor LSB 0.1 mV
+        offs = merged.get("cell_offset_mv", 0)
+        self.cell_gain_q16 = array("i", [0] * n)
+        self.cell_offset_mv = array("h", [0] * n)
+        for name, src, dst, lo, hi in (("cell_gain_q16", gains, self.cell_gain_q16, 1, SMALL_INT // 65536 - 1),
+                                       ("cell_offset_mv", offs, self.cell_offset_mv, -1000, 1000)):
+            if isinstance(src, list):
+                if len(src) != n:
+                    _err(name, "expected %d values (one per cell), got %d" % (n, len(src)))
+                for i in range(n):
+                    dst[i] = _int("%s[%d]" % (name, i), src[i], lo, hi, "calibration")
+            else:
+                v = _int(name, src, lo, hi, "calibration")
+                for i in range(n):
+                    dst[i] = v
+
+    def _faults(self, preset, user):
+        if not isinstance(user, dict):
+            _err("faults", "expected an object of fault name: [trip, trip_delay_ms, recover, recover_delay_ms]")
+        for name in user:
+            if name not in F.NAMES:
+                _err("faults." + name, "unknown fault; known: " + ", ".join(F.NAMES))
+        nf = F.N_FAULTS
+        self.fault_trip = array("i", [0] * nf)
+        self.fault_trip_ms = array("i", [0] * nf)
+        self.fault_rec = array("i", [0] * nf)
+        self.fault_rec_ms = array("i", [0] * nf)
+        cur = self._current_faults()
+        for i in range(nf):
+            row = F.TABLE[i]
+            name, unit = row[0], row[6]
+            v = user.get(name, preset.get(name, cur.get(name)))
+            key = "faults." + name
+            if not isinstance(v, (list, tuple)) or len(v) != 4:
+                _err(key, "expected [trip_%s, trip_delay_ms, recover_%s, recover_delay_ms], got %r" % (unit, unit, v))
+            lim = 1000000 if unit == "ma" else 10000
+            trip = _int(key + ".trip_" + unit, v[0], -lim, lim, "threshold in " + unit)
+            tms = _int(key + ".trip_delay_ms", v[1], 0, 600000, "ms")
+            rec = _int(key + ".recover_" + unit, v[2], -lim, lim, "threshold in " + unit)
+            rms = _int(key + ".recover_delay_ms", v[3], 0, 3600000, "ms")
+            if row[2] == F.ABOVE and not rec < trip:
+                _err(key + ".recover_" + unit, "%d must be below the trip threshold %d (hysteresis)" % (rec, trip))
+            if row[2] == F.BELOW and not rec > trip:
+                _err(key + ".recover_" + unit, "%d must be above the trip threshold %d (hysteresis)" % (rec, trip))
+            self.fault_trip[i] = trip
+            self.fault_trip_ms[i] = tms
+            self.fault_rec[i] = rec
+            self.fault_rec_ms[i] = rms
+        # Escalation order: a warning trips before its fault, a fault before
+        # its critical level.
+        for chain in (("CELL_OV_WARN", "CELL_OV", "CELL_OV_CRIT"), ("CELL_UV_WARN", "CELL_UV", "CELL_UV_CRIT"),
+                      ("OT_WARN", "OT_CHG", "OT_CRIT"), ("OT_WARN", "OT_DSG", "OT_CRIT"),
+                      ("OC_DSG", "SHORT_CIRCUIT")):
+            for a, b in zip(chain, chain[1:]):
+                ia, ib = F.index(a), F.index(b)
+                above = F.TABLE[ia][2] == F.ABOVE
+                ta, tb = self.fault_trip[ia], self.fault_trip[ib]
+                if (above and not ta < tb) or (not above and not ta > tb):
+                    _err("faults." + a, "trip %d must be %s the %s trip %d" % (ta, "below" if above else "above", b, tb))
+        # Charging must stop (CCL = 0) before the over-voltage fault trips.
+        if self.ccl_taper_mv[1] > self.fault_trip[F.index("CELL_OV")]:
+            _err("ccl_taper_mv", "zero point %d mV must not exceed the CELL_OV trip %d mV" % (self.ccl_taper_mv[1], self.fault_trip[F.index("CELL_OV")]))
+
+    def _current_faults(self):
+        c, d = self.max_charge_ma, self.max_discharge_ma
+        return {
+            "OC_CHG": [c * 3 // 2 + 1000, 2000, c + 1000, 5000],
+            "OC_DSG": [d * 3 // 2 + 1000, 2000, d + 1000, 5000],
+            "SHORT_CIRCUIT": [d * 5 + 1000, 0, d + 1000, 1000],
+        }
+
+    def _ntc_table(self):
+        # Raw ADC counts of an NTC to ground under a pull-up, every 5 degC
+        # from -40 to 125 degC, stored by ascending raw count.
+        import math
+        r25 = self.ntc_r25_ohm
+        beta = self.ntc_beta_k
+        pu = self.ntc_pullup_ohm
+        full = self.adc_max
+        temps = list(range(1250, -401, -50))
+        raws = []
+        for t in temps:
+            tk = t / 10 + 273.15
+            r = r25 * math.exp(beta * (1 / tk - 1 / 298.15))
+            raws.append(int(round(full * r / (r + pu))))
+        for i in range(1, len(raws)):
+            if raws[i] <= raws[i - 1]:
+                _err("ntc_beta_k", "thermistor table is not monotonic with these NTC settings")
+        self.ntc_raw = array("H", raws)
+        self.ntc_dc = array("h", temps)

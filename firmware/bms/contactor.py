@@ -1,0 +1,65 @@
+# Contactor sequencing: open -> precharge -> closed, and open at once on a
+# critical fault. Never closes before one complete, valid measurement scan.
+import time
+from micropython import const
+from bms import signals as S
+from bms.state import OUT_NEG, OUT_PRE, OUT_POS, EV_CONTACTOR
+
+OPEN = const(0)
+PRECHARGE = const(1)
+CLOSING = const(2)  # main contactor closed, precharge still on for one tick
+CLOSED = const(3)
+LOCKED = const(4)  # precharge failed on every try: stays open until reboot
+NAMES = ("open", "precharge", "closing", "closed", "locked")
+
+
+class Contactor:
+    def __init__(self, cfg):
+        self.margin = cfg.precharge_margin_mv
+        self.timeout = cfg.precharge_timeout_ms
+        self.tries_max = cfg.precharge_tries
+        self.retry_ms = cfg.precharge_retry_ms
+        self.auto_close = cfg.auto_close
+        self.since = 0
+        self.tries = 0
+        self.request = cfg.auto_close
+
+    def _go(self, st, state, now_ms):
+        st.contactor_state = state
+        self.since = now_ms
+        st.event(now_ms, EV_CONTACTOR, state, 0)
+
+    def tick(self, st, now_ms):
+        s = st.contactor_state
+        if st.open_req or not self.request:
+            if s != OPEN and s != LOCKED:
+                self._go(st, OPEN, now_ms)
+                self.tries = 0
+            st.outputs = 0
+            return
+        elapsed = time.ticks_diff(now_ms, self.since)
+        if s == OPEN:
+            if st.valid_scans > 0 and (self.tries == 0 or elapsed >= self.retry_ms):
+                self.tries += 1
+                self._go(st, PRECHARGE, now_ms)
+        elif s == PRECHARGE:
+            sig = st.sig
+            diff = sig[S.PACK_MV] - sig[S.BUS_MV]
+            if diff < 0:
+                diff = -diff
+            if diff <= self.margin:
+                self._go(st, CLOSING, now_ms)
+            elif elapsed >= self.timeout:
+                self._go(st, LOCKED if self.tries >= self.tries_max else OPEN, now_ms)
+        elif s == CLOSING:
+            self._go(st, CLOSED, now_ms)
+            self.tries = 0
+        s = st.contactor_state
+        if s == PRECHARGE:
+            st.outputs = OUT_NEG | OUT_PRE
+        elif s == CLOSING:
+            st.outputs = OUT_NEG | OUT_PRE | OUT_POS
+        elif s == CLOSED:
+            st.outputs = OUT_NEG | OUT_POS
+        else:
+            st.outputs = 0

@@ -1,0 +1,140 @@
+# Software-in-the-loop HAL: one sensor frame in and one actuator frame out
+# per tick over a TCP socket to the host plant, in lock-step.
+#
+# Wire format (little-endian), shared with host_tools/frames.py:
+# sensor frame  (host -> firmware), 12 + 2*cells + 2*temps + 20 bytes:
+#   u16 magic 0xB5A1, u8 version, u8 flags, u32 seq, u32 now_ms (< 2**30),
+#   u16 cell[cells] (0.1 mV counts), u16 temp[temps] (NTC ADC counts),
+#   i32 current (10 mA counts, + = charge), u32 pack (10 mV counts),
+#   u32 bus (10 mV counts), u16 coolant_in, u16 coolant_out (NTC counts),
+#   u16 tach (pulse counter), u8 inputs (contactor feedback), u8 pad
+# actuator frame (firmware -> host), 34 + ceil(cells/8) bytes:
+#   u16 magic 0xB5A2, u8 version, u8 flags (1 = internal error),
+#   u32 seq (echo), u8 outputs, u8 contactor state, u16 pump duty (per mille),
+#   u8 heater, u8 balance count, i32 ccl_ma, i32 dcl_ma, i16 soc (0.01 %),
+#   u16 pad, u8 faults[8] (bit per fault-table row), u8 balance[ceil(cells/8)]
+import socket
+from micropython import const
+from bms.faults import N_FAULTS
+
+SENSOR_MAGIC = const(0xB5A1)
+ACT_MAGIC = const(0xB5A2)
+VERSION = const(1)
+FAULT_BYTES = const(8)
+HDR = const(12)
+ACT_FIXED = const(34)
+
+
+def _u16(b, o):
+    return b[o] | (b[o + 1] << 8)
+
+
+def _i32(b, o):
+    hi = b[o + 2] | (b[o + 3] << 8)
+    if hi >= 32768:
+        hi -= 65536
+    return (hi << 16) | b[o] | (b[o + 1] << 8)
+
+
+def _put16(b, o, v):
+    b[o] = v & 0xFF
+    b[o + 1] = (v >> 8) & 0xFF
+
+
+def _put32(b, o, v):
+    b[o] = v & 0xFF
+    b[o + 1] = (v >> 8) & 0xFF
+    b[o + 2] = (v >> 16) & 0xFF
+    b[o + 3] = (v >> 24) & 0xFF
+
+
+class SimHal:
+    def __init__(self, cfg, kernels, host, port):
+        self.k = kernels
+        self.n = cfg.cells
+        self.m = cfg.temps
+        self.rx = bytearray(HDR + 2 * self.n + 2 * self.m + 20)
+        self.tmp = bytearray(len(self.rx))
+        self.tx = bytearray(ACT_FIXED + (self.n + 7) // 8)
+        self.seq = 0
+        self.now_ms = 0
+        addr = socket.getaddrinfo(host, port)[0][-1]
+        s = socket.socket()
+        s.connect(addr)
+        try:
+            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: lock-step frames
+        except OSError:
+            pass
+        self.sock = s
+        if N_FAULTS > 8 * FAULT_BYTES:
+            raise ValueError("fault table larger than the frame's fault field")
+
+    def hello(self, text):
+        # Boot message to the host: length-prefixed JSON.
+        data = text.encode()
+        hdr = bytearray(4)
+        _put32(hdr, 0, len(data))
+        self.sock.write(hdr)
+        self.sock.write(data)
+
+    def receive(self):
+        # Blocks for the next sensor frame; False when the host has gone.
+        rx = self.rx
+        want = len(rx)
+        got = self.sock.readinto(rx)
+        if not got:
+            return False
+        tmp = self.tmp
+        while got < want:
+            # Rare split frame: read the rest into a spare buffer and copy,
+            # so no slice object is allocated.
+            r = self.sock.readinto(tmp, want - got)
+            if not r:
+                return False
+            for i in range(r):
+                rx[got + i] = tmp[i]
+            got += r
+        if _u16(rx, 0) != SENSOR_MAGIC or rx[2] != VERSION:
+            raise ValueError("bad sensor frame")
+        self.seq = _i32(rx, 4)
+        self.now_ms = _i32(rx, 8)
+        return True
+
+    def read(self, st):
+        rx = self.rx
+        n = self.n
+        m = self.m
+        k = self.k
+        k.unpack_u16(rx, HDR, st.raw_cells, n)
+        o = HDR + 2 * n
+        k.unpack_u16(rx, o, st.raw_temps, m)
+        o += 2 * m
+        st.raw_current = _i32(rx, o)
+        st.raw_pack = _i32(rx, o + 4)
+        st.raw_bus = _i32(rx, o + 8)
+        k.unpack_u16(rx, o + 12, st.raw_cool, 2)
+        st.raw_tach = _u16(rx, o + 16)
+        st.inputs = rx[o + 18]
+        st.fresh = 1
+
+    def write(self, st):
+        tx = self.tx
+        _put16(tx, 0, ACT_MAGIC)
+        tx[2] = VERSION
+        tx[3] = 1 if st.internal_error else 0
+        _put32(tx, 4, self.seq)
+        tx[8] = st.outputs
+        tx[9] = st.contactor_state
+        _put16(tx, 10, st.pump_duty_pm)
+        tx[12] = st.heater_on
+        tx[13] = st.balance_count if st.balance_count < 255 else 255
+        _put32(tx, 14, st.ccl_ma)
+        _put32(tx, 18, st.dcl_ma)
+        _put16(tx, 22, st.soc_cpct)
+        _put16(tx, 24, 0)
+        self.k.pack_bits(st.fault_active, N_FAULTS, tx, 26)
+        self.k.pack_bits(st.balance_mask, self.n, tx, ACT_FIXED)
+        self.sock.write(tx)
+
+    def safe(self):
+        pass  # outputs go out in the next write(), which always follows

@@ -1,0 +1,190 @@
+# Per-cell inner loops of the tick, compiled by the viper emitter.
+#
+# Every routine here has a plain-Python twin with the same name and contract
+# in kernels_ref.py; tests/test_kernels_diff.py checks that both give equal
+# results. Contracts (shared by both modules):
+#
+# * arrays are preallocated by the caller; nothing is allocated here;
+# * 'H' arrays hold unsigned 16-bit values, 'h' signed 16-bit, 'i' signed
+#   32-bit (only non-negative values are read through ptr32: viper loads
+#   ptr32 zero-extended on 64-bit hosts);
+# * all products stay below 2**30 when inputs respect the documented ranges
+#   (so 32-bit boards never promote to big ints).
+import micropython
+
+
+@micropython.viper
+def scale_cells(raw, gain_q16, offset_mv, out_mv, n: int):
+    # mv = (raw * gain_q16 >> 16) + offset_mv, clamped to 0..65535.
+    # Range: raw * gain_q16 < 2**30 (checked when the config is built).
+    pr = ptr16(raw)
+    pg = ptr32(gain_q16)
+    po = ptr16(offset_mv)
+    pout = ptr16(out_mv)
+    i = 0
+    while i < n:
+        o = po[i]
+        if o > 32767:
+            o -= 65536
+        v = ((pr[i] * pg[i]) >> 16) + o
+        if v < 0:
+            v = 0
+        elif v > 65535:
+            v = 65535
+        pout[i] = v
+        i += 1
+
+
+@micropython.viper
+def minmax_sum(mv, n: int, res) -> int:
+    # res[0..3] = min, max, index of min, index of max (first occurrence);
+    # returns the sum. n == 0 gives min = max = 0 and indices -1.
+    p = ptr16(mv)
+    r = ptr32(res)
+    if n <= 0:
+        r[0] = 0
+        r[1] = 0
+        r[2] = -1
+        r[3] = -1
+        return 0
+    lo = p[0]
+    hi = lo
+    ilo = 0
+    ihi = 0
+    s = lo
+    i = 1
+    while i < n:
+        v = p[i]
+        s += v
+        if v < lo:
+            lo = v
+            ilo = i
+        if v > hi:
+            hi = v
+            ihi = i
+        i += 1
+    r[0] = lo
+    r[1] = hi
+    r[2] = ilo
+    r[3] = ihi
+    return s
+
+
+@micropython.viper
+def balance_select(mv, n: int, params, mask) -> int:
+    # Chooses the cells to bleed, highest first. params (array 'i'):
+    #   [0] min_mv      the lowest cell (the reference)
+    #   [1] thresh_mv   bleed only cells at least this far above min_mv
+    #   [2] floor_mv    never bleed a cell below this voltage
+    #   [3] max_count   at most this many cells at once
+    #   [4] no_neighbours  1: never bleed two adjacent cells together
+    # mask (bytearray, n bytes) gets 1 for a selected cell, else 0.
+    # Returns the number selected.
+    p = ptr16(mv)
+    m = ptr8(mask)
+    q = ptr32(params)
+    ref = q[0]
+    lim = ref + q[1]
+    floor = q[2]
+    if floor > lim:
+        lim = floor
+    k = q[3]
+    nn = q[4]
+    i = 0
+    while i < n:
+        m[i] = 0
+        i += 1
+    count = 0
+    while count < k:
+        best = -1
+        bv = 0
+        i = 0
+        while i < n:
+            v = p[i]
+            if m[i] == 0 and v >= lim and v > bv:
+                ok = 1
+                if nn:
+                    if i > 0 and m[i - 1]:
+                        ok = 0
+                    if i + 1 < n and m[i + 1]:
+                        ok = 0
+                if ok:
+                    best = i
+                    bv = v
+            i += 1
+        if best < 0:
+            break
+        m[best] = 1
+        count += 1
+    return count
+
+
+@micropython.viper
+def ntc_interp(raw, n: int, tab_raw, tab_t, m: int, out):
+    # Piecewise-linear lookup: tab_raw ('H', strictly ascending, m >= 2
+    # points) to tab_t ('h', 0.1 degC). Readings outside the table clamp to
+    # its ends (the diagnosis flags them as open or shorted separately).
+    pr = ptr16(raw)
+    tr = ptr16(tab_raw)
+    tt = ptr16(tab_t)
+    po = ptr16(out)
+    lo_r = tr[0]
+    hi_r = tr[m - 1]
+    i = 0
+    while i < n:
+        x = pr[i]
+        if x <= lo_r:
+            t = tt[0]
+            if t > 32767:
+                t -= 65536
+        elif x >= hi_r:
+            t = tt[m - 1]
+            if t > 32767:
+                t -= 65536
+        else:
+            j = 0
+            while tr[j + 1] <= x:
+                j += 1
+            r0 = tr[j]
+            r1 = tr[j + 1]
+            t0 = tt[j]
+            if t0 > 32767:
+                t0 -= 65536
+            t1 = tt[j + 1]
+            if t1 > 32767:
+                t1 -= 65536
+            if t1 >= t0:
+                t = t0 + ((x - r0) * (t1 - t0)) // (r1 - r0)
+            else:
+                t = t0 - ((x - r0) * (t0 - t1)) // (r1 - r0)
+        po[i] = t
+        i += 1
+
+
+@micropython.viper
+def unpack_u16(buf, off: int, out, n: int):
+    # n little-endian uint16 from buf[off:] into the 'H' array out.
+    b = ptr8(buf)
+    po = ptr16(out)
+    i = 0
+    while i < n:
+        po[i] = b[off] | (b[off + 1] << 8)
+        off += 2
+        i += 1
+
+
+@micropython.viper
+def pack_bits(mask, n: int, buf, off: int):
+    # mask (n bytes, 0 or non-zero) to bits, LSB first, into buf[off:].
+    m = ptr8(mask)
+    b = ptr8(buf)
+    nbytes = (n + 7) >> 3
+    i = 0
+    while i < nbytes:
+        b[off + i] = 0
+        i += 1
+    i = 0
+    while i < n:
+        if m[i]:
+            b[off + (i >> 3)] |= 1 << (i & 7)
+        i += 1

@@ -1,0 +1,82 @@
+# Plain-Python twins of the viper kernels in kernels.py: same names, same
+# contracts, written for clarity. They are the reference in the differential
+# tests and can be swapped into the app (App(kernels=kernels_ref)) to
+# measure what viper buys.
+
+
+def scale_cells(raw, gain_q16, offset_mv, out_mv, n):
+    for i in range(n):
+        v = ((raw[i] * gain_q16[i]) >> 16) + offset_mv[i]
+        out_mv[i] = 0 if v < 0 else (65535 if v > 65535 else v)
+
+
+def minmax_sum(mv, n, res):
+    if n <= 0:
+        res[0] = res[1] = 0
+        res[2] = res[3] = -1
+        return 0
+    lo = hi = mv[0]
+    ilo = ihi = 0
+    s = 0
+    for i in range(n):
+        v = mv[i]
+        s += v
+        if v < lo:
+            lo, ilo = v, i
+        if v > hi:
+            hi, ihi = v, i
+    res[0], res[1], res[2], res[3] = lo, hi, ilo, ihi
+    return s
+
+
+def balance_select(mv, n, params, mask):
+    lim = max(params[0] + params[1], params[2])
+    k, nn = params[3], params[4]
+    for i in range(n):
+        mask[i] = 0
+    count = 0
+    while count < k:
+        best, bv = -1, 0
+        for i in range(n):
+            v = mv[i]
+            if mask[i] or v < lim or v <= bv:
+                continue
+            if nn and ((i > 0 and mask[i - 1]) or (i + 1 < n and mask[i + 1])):
+                continue
+            best, bv = i, v
+        if best < 0:
+            break
+        mask[best] = 1
+        count += 1
+    return count
+
+
+def ntc_interp(raw, n, tab_raw, tab_t, m, out):
+    for i in range(n):
+        x = raw[i]
+        if x <= tab_raw[0]:
+            out[i] = tab_t[0]
+        elif x >= tab_raw[m - 1]:
+            out[i] = tab_t[m - 1]
+        else:
+            j = 0
+            while tab_raw[j + 1] <= x:
+                j += 1
+            r0, r1, t0, t1 = tab_raw[j], tab_raw[j + 1], tab_t[j], tab_t[j + 1]
+            if t1 >= t0:
+                out[i] = t0 + ((x - r0) * (t1 - t0)) // (r1 - r0)
+            else:
+                out[i] = t0 - ((x - r0) * (t0 - t1)) // (r1 - r0)
+
+
+def unpack_u16(buf, off, out, n):
+    for i in range(n):
+        out[i] = buf[off + 2 * i] | (buf[off + 2 * i + 1] << 8)
+
+
+def pack_bits(mask, n, buf, off):
+    for i in range((n + 7) >> 3):
+        buf[off + i] = 0
+    for i in range(n):
+        if mask[i]:
+            buf[off + (i >> 3)] |= 1 << (i & 7)

@@ -1,0 +1,75 @@
+# Raw readings to engineering units and the scalar signals of the tick.
+import time
+from bms import signals as S
+
+
+class Measure:
+    def __init__(self, cfg, kernels):
+        self.k = kernels
+        self.gain = cfg.cell_gain_q16
+        self.off = cfg.cell_offset_mv
+        self.ntc_raw = cfg.ntc_raw
+        self.ntc_dc = cfg.ntc_dc
+        self.ntc_n = len(cfg.ntc_raw)
+        self.cur_gain = cfg.current_gain_q8
+        self.cur_off = cfg.current_offset_ma
+        self.pack_gain = cfg.pack_gain_q8
+        self.bus_gain = cfg.bus_gain_q8
+        self.ppr = cfg.tach_pulses_per_rev
+        self.last_tach = -1
+        self.last_ms = 0
+        self.started = False
+
+    def tick(self, st, now_ms):
+        if self.started:
+            dt = time.ticks_diff(now_ms, self.last_ms)
+            if dt < 0:
+                dt = 0
+            elif dt > 10000:
+                dt = 10000  # a stalled loop must not look like a long fault
+        else:
+            dt = 0
+            self.started = True
+        self.last_ms = now_ms
+        st.now_ms = now_ms
+        st.dt_ms = dt
+        st.ticks += 1
+        if not st.fresh:
+            return
+        k = self.k
+        n = st.n_cells
+        sig = st.sig
+        mm = st.scratch
+        k.scale_cells(st.raw_cells, self.gain, self.off, st.cell_mv, n)
+        total = k.minmax_sum(st.cell_mv, n, mm)
+        sig[S.CELL_MIN_MV] = mm[0]
+        sig[S.CELL_MAX_MV] = mm[1]
+        sig[S.CELL_MIN_IDX] = mm[2]
+        sig[S.CELL_MAX_IDX] = mm[3]
+        sig[S.CELL_SUM_MV] = total
+        sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
+        k.ntc_interp(st.raw_temps, st.n_temps, self.ntc_raw, self.ntc_dc, self.ntc_n, st.temp_dc)
+        t = st.temp_dc
+        lo = hi = t[0]
+        for i in range(1, st.n_temps):
+            v = t[i]
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+        sig[S.TEMP_MAX_DC] = hi
+        sig[S.TEMP_MIN_DC] = lo
+        k.ntc_interp(st.raw_cool, 2, self.ntc_raw, self.ntc_dc, self.ntc_n, st.cool_dc)
+        sig[S.COOLANT_IN_DC] = st.cool_dc[0]
+        sig[S.COOLANT_OUT_DC] = st.cool_dc[1]
+        ma = ((st.raw_current * self.cur_gain) >> 8) + self.cur_off
+        sig[S.CURRENT_MA] = ma
+        sig[S.CHARGE_MA] = ma if ma > 0 else 0
+        sig[S.DISCHARGE_MA] = -ma if ma < 0 else 0
+        sig[S.PACK_MV] = (st.raw_pack * self.pack_gain) >> 8
+        sig[S.BUS_MV] = (st.raw_bus * self.bus_gain) >> 8
+        tach = st.raw_tach
+        if self.last_tach >= 0 and dt > 0:
+            sig[S.PUMP_TACH_HZ] = (((tach - self.last_tach) & 0xFFFF) * 1000) // dt
+        self.last_tach = tach
+        st.valid_scans += 1

@@ -1,0 +1,93 @@
+# Evaluates the fault table against the signals: trip and recovery
+# debounce in ms, hysteresis, latching, and the actions of what is active.
+from bms import faults as F
+from bms.state import EV_FAULT_SET, EV_FAULT_CLEAR
+
+
+class Protect:
+    def __init__(self, cfg):
+        nf = F.N_FAULTS
+        self.n = nf
+        self.sig_idx = bytearray([row[1] for row in F.TABLE])
+        self.above = bytearray([row[2] for row in F.TABLE])
+        self.sev = bytearray([row[3] for row in F.TABLE])
+        self.act = bytearray([row[4] for row in F.TABLE])
+        self.latch = bytearray([1 if row[5] else 0 for row in F.TABLE])
+        self.trip = cfg.fault_trip
+        self.trip_ms = cfg.fault_trip_ms
+        self.rec = cfg.fault_rec
+        self.rec_ms = cfg.fault_rec_ms
+
+    def tick(self, st, now_ms):
+        if st.valid_scans == 0:
+            return  # nothing measured yet: the contactors stay open anyway
+        sig = st.sig
+        active = st.fault_active
+        gone = st.fault_cause_gone
+        acc = st.fault_acc_ms
+        dt = st.dt_ms
+        above = self.above
+        trip = self.trip
+        rec = self.rec
+        warn = bchg = bdsg = opn = count = 0
+        for i in range(self.n):
+            v = sig[self.sig_idx[i]]
+            if not active[i]:
+                hit = v >= trip[i] if above[i] else v <= trip[i]
+                if hit:
+                    a = 0 if acc[i] < 0 else acc[i] + dt
+                    if a >= self.trip_ms[i]:
+                        active[i] = 1
+                        gone[i] = 0
+                        a = -1
+                        st.event(now_ms, EV_FAULT_SET, i, v)
+                    acc[i] = a
+                else:
+                    acc[i] = -1
+            else:
+                ok = v < rec[i] if above[i] else v > rec[i]
+                if ok:
+                    a = 0 if acc[i] < 0 else acc[i] + dt
+                    if a >= self.rec_ms[i]:
+                        a = self.rec_ms[i]
+                        if self.latch[i]:
+                            gone[i] = 1  # stays active until `clear`
+                        else:
+                            active[i] = 0
+                            a = -1
+                            st.event(now_ms, EV_FAULT_CLEAR, i, v)
+                    acc[i] = a
+                else:
+                    acc[i] = -1
+                    gone[i] = 0
+            if active[i]:
+                count += 1
+                s = self.sev[i]
+                if s == F.WARNING:
+                    warn += 1
+                a = self.act[i]
+                if a & F.BLOCK_CHG:
+                    bchg = 1
+                if a & F.BLOCK_DSG:
+                    bdsg = 1
+                if a & F.OPEN:
+                    opn = 1
+        if st.internal_error:
+            bchg = bdsg = opn = 1
+        st.n_active = count
+        st.warnings = warn
+        st.block_chg = bchg
+        st.block_dsg = bdsg
+        st.open_req = opn
+
+    def clear(self, st, now_ms):
+        # Clears latched faults whose cause is gone; returns how many.
+        n = 0
+        for i in range(self.n):
+            if st.fault_active[i] and self.latch[i] and st.fault_cause_gone[i]:
+                st.fault_active[i] = 0
+                st.fault_cause_gone[i] = 0
+                st.fault_acc_ms[i] = -1
+                st.event(now_ms, EV_FAULT_CLEAR, i, 0)
+                n += 1
+        return n

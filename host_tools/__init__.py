@@ -1,0 +1,1 @@
+"""Host tools for the MicroPython BMS: simulator (plant), scenarios, CLI."""

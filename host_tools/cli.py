@@ -1,0 +1,55 @@
+"""bmsctl: the host command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def cmd_sim(args) -> int:
+    from host_tools import report, scenario
+    from host_tools.sim import FirmwareError, Simulation
+
+    try:
+        sc = scenario.load(args.file)
+    except scenario.ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        res = Simulation(sc, kernels=args.kernels).run()
+    except FirmwareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(report.summary(res))
+    if args.plot:
+        path = Path(args.plot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report.plot(res, path)
+        print(f"plot            {path.resolve()}")
+    verdicts = report.check(res)
+    failed = [v for v in verdicts if not v.ok]
+    if verdicts:
+        print("expectations:")
+        for v in verdicts:
+            print(f"  [{'PASS' if v.ok else 'FAIL'}] #{v.index} {v.text}: {v.detail}")
+    if failed:
+        print(f"{len(failed)} of {len(verdicts)} expectations failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="bmsctl", description="Host tools for the MicroPython BMS")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("sim", help="run a scenario against the firmware under the MicroPython unix port")
+    p.add_argument("file", help="scenario file (TOML)")
+    p.add_argument("--plot", help="write a PNG plot here")
+    p.add_argument("--kernels", choices=("viper", "ref"), default="viper",
+                   help="firmware inner loops: viper kernels or their plain-Python twins")
+    p.set_defaults(func=cmd_sim)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The simulated pack: cells, heat, coolant loop, contactors, charger and load.
+
+Physics in SI units with numpy arrays over the cells. Parameters without a
+cited source are engineering assumptions and say so.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from host_tools.ocv import OcvCurve
+from host_tools.scenario import Scenario
+
+# Coolant: 4 L of 50/50 ethylene glycol/water; density ~1070 kg/m3 and
+# specific heat ~3300 J/(kg K) near 20 degC (typical values from glycol
+# coolant property tables, e.g. the ASHRAE Handbook - Fundamentals).
+COOLANT_J_PER_K = 4.0e-3 * 1070 * 3300
+COOLANT_CP = 3300.0
+COOLANT_RHO = 1070.0
+PUMP_MAX_FLOW_M3_S = 10.0 / 60000  # 10 L/min at full duty (assumed 12 V pump)
+PUMP_MAX_W = 20.0  # electrical power at full duty (assumed); ~ speed^3
+PUMP_MIN_DUTY = 0.1  # below this the pump does not turn (assumed)
+PUMP_MAX_RPM = 4000.0
+TACH_PULSES_PER_REV = 2
+# Conductances (assumed, order of magnitude for a prismatic cell on a cold
+# plate): cell to plate with coolant flowing / stagnant, cell to cabinet air,
+# cell to neighbour, radiator to ambient with / without flow.
+G_PLATE_FLOW_W_K = 4.0
+G_PLATE_STILL_W_K = 0.4
+G_AMBIENT_W_K = 0.15
+G_NEIGHBOUR_W_K = 1.0
+G_RADIATOR_W_K = 150.0
+G_RADIATOR_STILL_W_K = 5.0
+# DC link: inverter/charger capacitance and the precharge resistor (assumed).
+BUS_CAP_F = 4.7e-3
+PRECHARGE_OHM = 47.0
+BUS_BLEED_TAU_S = 5.0
+# Contactor output bits (as in the firmware).
+OUT_NEG, OUT_PRE, OUT_POS = 1, 2, 4
+
+
+class Pack:
+    def __init__(self, sc: Scenario):
+        p = sc.pack
+        rng = np.random.default_rng(sc.seed)
+        n = p.cells
+        self.n = n
+        self.ocv = OcvCurve(p.chemistry)
+        self.cap_as = p.capacity_ah * 3600 * (1 + p.capacity_spread * rng.standard_normal(n))
+        self.r0 = p.r0_ohm * (1 + p.r0_spread * rng.standard_normal(n)).clip(0.2)
+        self.r1 = np.full(n, p.r1_ohm)
+        self.tau = p.tau_s
+        self.soc = np.clip(p.initial_soc + p.initial_soc_spread * rng.standard_normal(n), 0.0, 1.0)
+        self.v1 = np.zeros(n)
+        self.temp = np.full(n, sc.thermal.initial_c)
+        self.heat_cap = p.cell_heat_j_per_k
+        self.balance_ohm = p.balance_ohm
+        self.bleed = np.zeros(n, dtype=bool)
+        self.self_discharge_a = np.zeros(n)
+        self.current_a = 0.0  # pack current, + = charging
+        self.ambient_c = sc.thermal.ambient_c
+        self.coolant_c = sc.thermal.initial_c
+        self.coolant_in_c = self.coolant_c
+        self.coolant_out_c = self.coolant_c
+        self.pump_duty = 0.0
+        self.pump_rev = 0.0
+        self.pump_energy_j = 0.0
+        self.bus_v = 0.0
+        self.outputs = 0
+        self.balance_energy_j = 0.0
+        # coolant position of each cell along the flow path, 0..1
+        self.path = (np.arange(n) + 0.5) / n
+
+    # -- electrical ---------------------------------------------------------
+    def ocv_v(self):
+        return self.ocv(self.soc)
+
+    def cell_v(self):
+        i = self.cell_currents()
+        return self.ocv(self.soc) + i * self.r0 + self.v1
+
+    def cell_currents(self):
+        i = np.full(self.n, self.current_a) - self.self_discharge_a
+        if self.bleed.any():
+            i = i - self.bleed * (self.ocv(self.soc) / self.balance_ohm)
+        return i
+
+    def pack_v(self):
+        return float(self.cell_v().sum())
+
+    def closed(self) -> bool:
+        return (self.outputs & (OUT_NEG | OUT_POS)) == (OUT_NEG | OUT_POS)
+
+    def cv_current(self, target_v: float) -> float:
+        """Pack current that holds the terminal voltage at target_v."""
+        base = float((self.ocv(self.soc) + self.v1 - self.self_discharge_a * self.r0).sum())
+        return (target_v - base) / float(self.r0.sum())
+
+    def step(self, dt: float):
+        i = self.cell_currents()
+        v_ocv = self.ocv(self.soc)
+        self.soc = np.clip(self.soc + i * dt / self.cap_as, 0.0, 1.0)
+        a = math.exp(-dt / self.tau)
+        self.v1 = self.v1 * a + i * self.r1 * (1 - a)
+        if self.bleed.any():
+            self.balance_energy_j += float((self.bleed * v_ocv ** 2 / self.balance_ohm).sum()) * dt
+        # bus (DC link) voltage
+        vp = float((v_ocv + i * self.r0 + self.v1).sum())
+        if self.closed():
+            self.bus_v = vp
+        elif self.outputs & OUT_NEG and self.outputs & OUT_PRE:
+            self.bus_v += (vp - self.bus_v) * (1 - math.exp(-dt / (PRECHARGE_OHM * BUS_CAP_F)))
+        else:
+            self.bus_v *= math.exp(-dt / BUS_BLEED_TAU_S)
+        self._thermal(i, dt)
+
+    # -- thermal --------------------------------------------------------------
+    def _thermal(self, i, dt):
+        heat = i * i * self.r0 + i * self.v1  # ohmic + polarisation losses, W
+        duty = self.pump_duty if self.pump_duty >= PUMP_MIN_DUTY else 0.0
+        flow = duty * PUMP_MAX_FLOW_M3_S
+        frac = duty
+        g_plate = G_PLATE_STILL_W_K + (G_PLATE_FLOW_W_K - G_PLATE_STILL_W_K) * frac ** 0.8
+        # local coolant temperature rises along the path
+        mdot_cp = flow * COOLANT_RHO * COOLANT_CP
+        q_cells = g_plate * (self.temp - self.coolant_c)
+        total = float(q_cells.sum())
+        if mdot_cp > 1e-9:
+            rise = max(min(total / mdot_cp, 30.0), -30.0)
+        else:
+            rise = 0.0
+        self.coolant_in_c = self.coolant_c - rise / 2
+        self.coolant_out_c = self.coolant_c + rise / 2
+        local = self.coolant_in_c + self.path * rise
+        q_plate = g_plate * (self.temp - local)
+        q_amb = G_AMBIENT_W_K * (self.temp - self.ambient_c)
+        q_nb = np.zeros(self.n)
+        if self.n > 1:
+            d = G_NEIGHBOUR_W_K * np.diff(self.temp)  # heat from cell i+1 into cell i
+            q_nb[:-1] += d
+            q_nb[1:] -= d
+        self.temp = self.temp + (heat - q_plate - q_amb + q_nb) * dt / self.heat_cap
+        g_rad = G_RADIATOR_STILL_W_K + (G_RADIATOR_W_K - G_RADIATOR_STILL_W_K) * frac
+        q_rad = g_rad * (self.coolant_c - self.ambient_c)
+        self.coolant_c += (float(q_plate.sum()) - q_rad) * dt / COOLANT_J_PER_K
+        rpm = duty * PUMP_MAX_RPM
+        self.pump_rev += rpm / 60 * dt
+        self.pump_energy_j += PUMP_MAX_W * self.pump_duty ** 3 * dt
+
+
+def ntc_counts(temp_c, r25=10000.0, beta=3435.0, pullup=10000.0, full=4095):
+    """ADC counts of an NTC to ground under a pull-up (as the firmware assumes)."""
+    tk = np.asarray(temp_c, dtype=float) + 273.15
+    r = r25 * np.exp(beta * (1 / tk - 1 / 298.15))
+    return full * r / (r + pullup)

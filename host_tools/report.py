@@ -1,0 +1,185 @@
+"""Summaries, expectation checks and plots of a simulation result."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from host_tools.sim import Result, SEVERITY
+
+
+@dataclass
+class Verdict:
+    index: int
+    text: str
+    ok: bool
+    detail: str
+
+
+def _fmt_t(s: float) -> str:
+    h, rem = divmod(int(round(s)), 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{sec:02d}"
+
+
+def summary(res: Result) -> str:
+    sc = res.scenario
+    dt = sc.tick_s
+    lines = [
+        f"scenario        {sc.name}: {sc.description}",
+        f"simulated time  {_fmt_t(res.sim_s)} ({res.ticks} ticks of {dt * 1000:.0f} ms)",
+        f"wall time       {res.wall_s:.1f} s",
+        f"real-time factor {res.rtf:.0f}x (simulated time / wall time, firmware on the MicroPython unix port)",
+        f"cell voltage    lowest {res.vmin.min() * 1000:.0f} mV, highest {res.vmax.max() * 1000:.0f} mV (true terminal voltages)",
+        f"hottest cell    {res.tmax.max():.1f} degC (ambient {sc.thermal.ambient_c:.0f} degC)",
+        f"SOC             {res.soc_min[0] * 100:.1f} % at start, highest cell {res.soc_max.max() * 100:.1f} %, lowest {res.soc_min.min() * 100:.1f} %",
+        f"balancing       {float((res.balancing > 0).sum()) * dt / 60:.1f} min with at least one cell bleeding, {res.balance_energy_wh:.2f} Wh bled",
+        f"pump energy     {res.pump_energy_wh:.2f} Wh (duty > 0 for {float((res.duty > 0).sum()) * dt / 60:.1f} min)",
+    ]
+    raised = [(t, n, w) for t, n, w in res.fault_events]
+    if raised:
+        lines.append("faults          " + "; ".join(f"{_fmt_t(t)} {n} {w}" for t, n, w in raised[:20])
+                     + (f" (+{len(raised) - 20} more)" if len(raised) > 20 else ""))
+    else:
+        lines.append("faults          none raised")
+    lines.append("contactors      " + ", ".join(f"{_fmt_t(t)} {s}" for t, s in res.contactor_events[:20]))
+    for i, kind, t, by in res.step_ends:
+        lines.append(f"step {i} {kind:<9} ended at {_fmt_t(t)} by {by}")
+    if res.internal_error:
+        lines.append("firmware        reported an internal error (see its log)")
+    return "\n".join(lines)
+
+
+def _series(res: Result, name: str):
+    return {
+        "cell_mv_max": (res.vmax, 1.0, "V"), "cell_mv_min": (res.vmin, 1.0, "V"),
+        "temp_max_c": (res.tmax, 1.0, "degC"), "temp_min_c": (res.tmin, 1.0, "degC"),
+        "current_a": (res.cur, 1.0, "A"), "soc_min": (res.soc_min, 100.0, "%"), "soc_max": (res.soc_max, 100.0, "%"),
+    }[name]
+
+
+# Fault -> the plant's true signal it watches, and the sign to compare it with.
+_FAULT_SIGNAL = {
+    "CELL_OV": ("vmax", 1000.0), "CELL_UV": ("vmin", 1000.0), "OT": ("tmax", 10.0), "UT": ("tmin", 10.0),
+    "OC_CHG": ("cur", 1000.0), "OC_DSG": ("cur", -1000.0), "SHORT_CIRCUIT": ("cur", -1000.0),
+}
+
+
+def reaction(res: Result, fault: str):
+    """(crossing time, detection time, contactors-open time, trip delay s) for
+    the first time the plant's true signal crossed the fault's trip threshold."""
+    hello = res.hello
+    i = hello["faults"].index(fault)
+    trip = hello["trip"][i]
+    delay_s = hello["trip_delay_ms"][i] / 1000
+    key = next(k for k in _FAULT_SIGNAL if fault.startswith(k))
+    attr, scale = _FAULT_SIGNAL[key]
+    series = getattr(res, attr) * scale
+    above = fault.startswith(("CELL_OV", "OT", "OC", "SHORT"))
+    hit = np.nonzero(series >= trip if above else series <= trip)[0]
+    if not len(hit):
+        return None
+    k0 = int(hit[0])
+    t_cross = float(res.t[k0])
+    t_det = next((t for t, n, w in res.fault_events if n == fault and w == "raised" and t >= t_cross - 1e-9), None)
+    opened = np.nonzero((res.outputs[k0:] & 5) != 5)[0]
+    t_open = float(res.t[k0 + int(opened[0])]) if len(opened) else None
+    return t_cross, t_det, t_open, delay_s
+
+
+def check(res: Result) -> list[Verdict]:
+    out = []
+    sev_of = dict(zip(res.hello["faults"], res.hello["severity"]))
+    order = {"warning": 1, "fault": 2, "critical": 3}
+    dt = res.scenario.tick_s
+    for e in res.scenario.expects:
+        if e.kind == "no_fault":
+            bad = [(t, n) for t, n in res.faults_raised() if sev_of.get(n, 3) >= order[e.severity]]
+            if res.internal_error:
+                bad.append((0.0, "INTERNAL_ERROR"))
+            out.append(Verdict(e.index, e.text, not bad,
+                               "none raised" if not bad else "raised: " + ", ".join(f"{n} at {_fmt_t(t)} ({SEVERITY.get(sev_of.get(n, 3))})" for t, n in bad[:5])))
+        elif e.kind == "fault":
+            ts = [t for t, n in res.faults_raised() if n == e.fault]
+            out.append(Verdict(e.index, e.text, bool(ts), f"raised at {_fmt_t(ts[0])}" if ts else f"{e.fault} never raised"))
+        elif e.kind == "reaction":
+            r = reaction(res, e.fault)
+            if r is None:
+                out.append(Verdict(e.index, e.text, False, f"the plant never crossed the {e.fault} threshold"))
+                continue
+            t_cross, t_det, t_open, delay_s = r
+            limit = e.within_s if e.within_s is not None else delay_s + dt
+            critical = sev_of.get(e.fault) == 3
+            if t_det is None or (critical and t_open is None):
+                out.append(Verdict(e.index, e.text, False, f"{e.fault} crossed at {t_cross:.1f} s but " + ("was never raised" if t_det is None else "the contactors never opened")))
+                continue
+            react = max(t_det, t_open if critical else t_det) - t_cross
+            ok = react <= limit + 1e-6
+            out.append(Verdict(e.index, e.text, ok, f"reaction {react * 1000:.0f} ms (raised {(t_det - t_cross) * 1000:.0f} ms"
+                               + (f", contactors open {(t_open - t_cross) * 1000:.0f} ms" if critical else "")
+                               + f" after the true value crossed the trip threshold) vs limit {limit * 1000:.0f} ms"
+                               + ("" if ok else f": {(react - limit) * 1000:.0f} ms too slow")))
+        elif e.kind in ("max", "min"):
+            arr, scale, unit = _series(res, e.signal)
+            if e.signal.startswith("cell_mv"):
+                arr, scale, unit, lim = arr * 1000, 1.0, "mV", e.limit * 1000
+            else:
+                lim = e.limit * scale
+                arr = arr * scale
+            val = float(arr.max() if e.kind == "max" else arr.min())
+            ok = val <= lim if e.by == "at_most" else val >= lim
+            out.append(Verdict(e.index, e.text, ok, f"{e.kind} {val:.1f} {unit} vs {e.by.replace('_', ' ')} {lim:.1f} {unit}"
+                               + ("" if ok else f": {abs(val - lim):.1f} {unit} {'over' if e.by == 'at_most' else 'under'}")))
+        elif e.kind == "step_end":
+            ends = [x for x in res.step_ends if x[0] == e.step]
+            if not ends:
+                out.append(Verdict(e.index, e.text, False, f"step {e.step} never ended"))
+            else:
+                by = ends[0][3]
+                out.append(Verdict(e.index, e.text, by == e.by, f"step {e.step} ended by {by} at {_fmt_t(ends[0][2])}" + ("" if by == e.by else f", expected {e.by}")))
+    return out
+
+
+def plot(res: Result, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t_h = res.t / 3600
+    ct = np.asarray(res.cell_t) / 3600
+    cv = np.asarray(res.cell_v)
+    ctemp = np.asarray(res.cell_temp)
+    fig, ax = plt.subplots(5, 1, figsize=(11, 13), sharex=True)
+    ax[0].plot(ct, cv, lw=0.6)
+    ax[0].set_ylabel("cell voltage (V)")
+    ax[0].set_title(f"{res.scenario.name}: {res.scenario.description}", fontsize=9)
+    ax[1].plot(t_h, res.cur, label="pack current", lw=0.8)
+    ax[1].plot(t_h, res.ccl, "--", label="CCL", lw=0.7)
+    ax[1].plot(t_h, -res.dcl, ":", label="-DCL", lw=0.7)
+    ax[1].set_ylabel("current (A, + charge)")
+    ax[1].legend(loc="upper right", fontsize=7)
+    ax[2].plot(ct, ctemp, lw=0.6)
+    cool = np.asarray(res.coolant)
+    if len(cool):
+        ax[2].plot(ct, cool[:, 0], "k--", lw=0.8, label="coolant in")
+        ax[2].plot(ct, cool[:, 1], "k:", lw=0.8, label="coolant out")
+        ax[2].legend(loc="upper right", fontsize=7)
+    ax[2].set_ylabel("temperature (degC)")
+    ax[3].plot(t_h, res.duty * 100, label="pump duty %")
+    ax[3].plot(t_h, res.balancing, label="cells balancing")
+    ax[3].legend(loc="upper right", fontsize=7)
+    ax[3].set_ylabel("pump / balance")
+    ax[4].step(t_h, (res.outputs & 1) + 0.0, label="main -")
+    ax[4].step(t_h, ((res.outputs >> 1) & 1) * 0.9, label="precharge")
+    ax[4].step(t_h, ((res.outputs >> 2) & 1) * 0.8, label="main +")
+    for t, name in res.faults_raised():
+        for a in ax:
+            a.axvline(t / 3600, color="r", lw=0.5, alpha=0.5)
+        ax[4].text(t / 3600, 1.05, name, fontsize=6, rotation=90, color="r", va="bottom")
+    ax[4].set_ylabel("contactors")
+    ax[4].set_ylim(-0.1, 1.6)
+    ax[4].legend(loc="upper right", fontsize=7)
+    ax[4].set_xlabel("time (h)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

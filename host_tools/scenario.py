@@ -1,0 +1,314 @@
+"""Scenario files: load, validate and turn into plain values in SI units.
+
+A scenario is a TOML file (see scenarios/default.toml). Every physical value
+carries its unit. Validation names the file and the field of any error and
+nothing of a rejected scenario is used.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host_tools import units
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CHEMISTRIES = ("LFP", "NMC")
+FAULT_KINDS = ("charger_no_stop",)
+STEP_KINDS = ("charge", "rest", "discharge")
+EXPECT_KINDS = ("no_fault", "fault", "reaction", "max", "min", "step_end")
+SIGNALS = ("cell_mv_max", "cell_mv_min", "temp_max_c", "temp_min_c", "current_a", "soc_min", "soc_max")
+SIGNAL_DIM = {"cell_mv_max": "voltage", "cell_mv_min": "voltage", "temp_max_c": "temperature",
+              "temp_min_c": "temperature", "current_a": "current", "soc_min": "fraction", "soc_max": "fraction"}
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+class _Section:
+    """Reads one table of the scenario and reports errors by field path."""
+
+    def __init__(self, where: str, data, capacity_ah: float | None = None):
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{where}: expected a table, got {data!r}")
+        self.where, self.data, self.cap = where, data, capacity_ah
+        self.used: set[str] = set()
+
+    def _path(self, key):
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key):
+        return key in self.data
+
+    def quantity(self, key, dim, default=None, lo=None, hi=None):
+        self.used.add(key)
+        if key not in self.data:
+            if default is None:
+                raise ScenarioError(f"{self._path(key)}: missing ({dim}, e.g. '{units.DIMENSIONS[dim][2]}')")
+            text = default
+        else:
+            text = self.data[key]
+        try:
+            v = units.parse(text, dim, self.cap)
+        except units.QuantityError as e:
+            raise ScenarioError(f"{self._path(key)}: {e}") from None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            canon = units.DIMENSIONS[dim][1] or "(fraction)"
+            raise ScenarioError(f"{self._path(key)}: {text!r} is out of range {lo:g}..{hi:g} {canon}")
+        return v
+
+    def integer(self, key, default=None, lo=None, hi=None):
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if v is None:
+            raise ScenarioError(f"{self._path(key)}: missing (an integer)")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ScenarioError(f"{self._path(key)}: expected an integer, got {v!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ScenarioError(f"{self._path(key)}: {v} is out of range {lo}..{hi}")
+        return v
+
+    def choice(self, key, choices, default=None):
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if v is None:
+            raise ScenarioError(f"{self._path(key)}: missing (one of {', '.join(choices)})")
+        if v not in choices:
+            raise ScenarioError(f"{self._path(key)}: unknown value {v!r}; expected one of {', '.join(choices)}")
+        return v
+
+    def text(self, key, default=""):
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if not isinstance(v, str):
+            raise ScenarioError(f"{self._path(key)}: expected a string, got {v!r}")
+        return v
+
+    def table(self, key):
+        self.used.add(key)
+        v = self.data.get(key, {})
+        if not isinstance(v, dict):
+            raise ScenarioError(f"{self._path(key)}: expected a table, got {v!r}")
+        return v
+
+    def done(self):
+        extra = sorted(set(self.data) - self.used)
+        if extra:
+            raise ScenarioError(f"{self._path(extra[0])}: unknown field")
+
+
+@dataclass
+class Pack:
+    chemistry: str
+    cells: int
+    temps: int
+    capacity_ah: float
+    capacity_spread: float
+    r0_ohm: float
+    r0_spread: float
+    r1_ohm: float
+    tau_s: float
+    initial_soc: float
+    initial_soc_spread: float
+    balance_ohm: float
+    cell_heat_j_per_k: float
+
+
+@dataclass
+class Sensors:
+    cell_noise_v: float
+    temp_noise_k: float
+    current_noise_a: float
+
+
+@dataclass
+class Thermal:
+    ambient_c: float
+    initial_c: float
+
+
+@dataclass
+class Step:
+    kind: str
+    current_a: float = 0.0
+    cv_v: float = 0.0
+    termination_a: float = 0.0
+    duration_s: float = 0.0
+    timeout_s: float = 0.0
+
+
+@dataclass
+class Fault:
+    kind: str
+    at_s: float
+
+
+@dataclass
+class Expect:
+    kind: str
+    index: int
+    text: str
+    fault: str = ""
+    severity: str = ""
+    signal: str = ""
+    limit: float = 0.0
+    within_s: float | None = None
+    step: int = 0
+    by: str = ""
+
+
+@dataclass
+class Scenario:
+    path: str
+    name: str
+    description: str
+    seed: int
+    tick_s: float
+    clock_start_ms: int
+    pack: Pack
+    sensors: Sensors
+    thermal: Thermal
+    firmware: dict
+    profile: list[Step]
+    faults: list[Fault]
+    expects: list[Expect] = field(default_factory=list)
+
+    @property
+    def duration_limit_s(self) -> float:
+        total = 0.0
+        for s in self.profile:
+            total += s.duration_s if s.kind == "rest" else s.timeout_s
+        return total
+
+
+def load(path) -> Scenario:
+    path = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return parse(raw, path)
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: {e}") from None
+
+
+def parse(raw: dict, path: str = "<scenario>") -> Scenario:
+    top = _Section("", raw)
+    name = top.text("name", Path(path).stem)
+    description = top.text("description")
+    seed = top.integer("seed", 1, 0, 2**32 - 1)
+    tick_s = top.quantity("tick", "time", "100 ms", 0.01, 1.0)
+    clock_start_ms = top.integer("clock_start_ms", 0, 0, 2**30 - 1)
+
+    p = _Section("pack", top.table("pack"))
+    chem = p.choice("chemistry", CHEMISTRIES)
+    cap = p.quantity("capacity", "charge", None, 0.1, 2000)
+    p.cap = cap
+    pack = Pack(
+        chemistry=chem,
+        cells=p.integer("cells", None, 1, 256),
+        temps=p.integer("temps", 4, 1, 64),
+        capacity_ah=cap,
+        capacity_spread=p.quantity("capacity_spread", "fraction", "1 %", 0, 0.2),
+        r0_ohm=p.quantity("resistance", "resistance", "0.4 mohm", 1e-6, 1.0),
+        r0_spread=p.quantity("resistance_spread", "fraction", "5 %", 0, 0.5),
+        r1_ohm=p.quantity("rc_resistance", "resistance", "0.3 mohm", 0, 1.0),
+        tau_s=p.quantity("rc_time_constant", "time", "60 s", 0.1, 3600),
+        initial_soc=p.quantity("initial_soc", "fraction", None, 0, 1),
+        initial_soc_spread=p.quantity("initial_soc_spread", "fraction", "0 %", 0, 0.5),
+        balance_ohm=p.quantity("balance_resistor", "resistance", "33 ohm", 1, 10000),
+        # EVE LF105-class cell: ~2 kg (assumed) x 1130 J/(kg K) (LFP, compiled
+        # by batterydesign.net "Specific heat capacity of lithium ion cells").
+        cell_heat_j_per_k=p.quantity("cell_heat_capacity", "heat_capacity", "2260 J/K", 1, 1e6),
+    )
+    if pack.temps > pack.cells:
+        raise ScenarioError(f"pack.temps: {pack.temps} sensors for {pack.cells} cells (at most one per cell)")
+    p.done()
+
+    s = _Section("sensors", top.table("sensors"))
+    sensors = Sensors(
+        cell_noise_v=s.quantity("cell_noise", "voltage", "1 mV", 0, 0.1),
+        temp_noise_k=s.quantity("temp_noise", "temperature_delta", "0.1 K", 0, 5),
+        current_noise_a=s.quantity("current_noise", "current", "0.05 A", 0, 100),
+    )
+    s.done()
+
+    t = _Section("thermal", top.table("thermal"))
+    amb = t.quantity("ambient", "temperature", None, -40, 70)
+    thermal = Thermal(ambient_c=amb, initial_c=t.quantity("initial", "temperature", f"{amb} degC", -40, 80))
+    t.done()
+
+    firmware = top.table("firmware")
+    for k, v in firmware.items():
+        if isinstance(v, float):
+            raise ScenarioError(f"firmware.{k}: firmware settings are integers with the unit in the name, got {v!r}")
+
+    steps_raw = raw.get("profile")
+    top.used.add("profile")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise ScenarioError("profile: missing (a list of [[profile]] steps)")
+    profile = []
+    for i, sr in enumerate(steps_raw):
+        ss = _Section(f"profile[{i}]", sr, cap)
+        kind = ss.choice("step", STEP_KINDS)
+        if kind == "charge":
+            st = Step(kind, current_a=ss.quantity("current", "current", None, 0, 5000),
+                      cv_v=ss.quantity("cv_voltage", "voltage", None, 1.0, 5.0),
+                      termination_a=ss.quantity("termination", "current", "0.05 C", 0, 5000),
+                      timeout_s=ss.quantity("timeout", "time", "10 h", 1, 30 * 86400))
+        elif kind == "discharge":
+            st = Step(kind, current_a=ss.quantity("current", "current", None, 0, 50000),
+                      timeout_s=ss.quantity("timeout", "time", "10 h", 1, 30 * 86400))
+        else:
+            st = Step(kind, duration_s=ss.quantity("duration", "time", None, 0, 30 * 86400))
+        ss.done()
+        profile.append(st)
+
+    faults = []
+    top.used.add("fault")
+    for i, fr in enumerate(raw.get("fault", [])):
+        fs = _Section(f"fault[{i}]", fr, cap)
+        faults.append(Fault(fs.choice("kind", FAULT_KINDS), fs.quantity("at", "time", None, 0, 30 * 86400)))
+        fs.done()
+
+    expects = []
+    top.used.add("expect")
+    for i, er in enumerate(raw.get("expect", [])):
+        es = _Section(f"expect[{i}]", er, cap)
+        kind = es.choice("kind", EXPECT_KINDS)
+        e = Expect(kind, i, _describe(er))
+        if kind == "no_fault":
+            e.severity = es.choice("severity", ("warning", "fault", "critical"), "warning")
+        elif kind == "fault":
+            e.fault = es.text("fault")
+        elif kind == "reaction":
+            e.fault = es.text("fault")
+            if es.has("within"):
+                e.within_s = es.quantity("within", "time", None, 0, 3600)
+        elif kind in ("max", "min"):
+            # the run's max (or min) of a signal, compared with a bound
+            e.signal = es.choice("signal", SIGNALS)
+            if es.has("at_most") == es.has("at_least"):
+                raise ScenarioError(f"expect[{i}]: give exactly one of at_most or at_least")
+            e.by = "at_most" if es.has("at_most") else "at_least"
+            e.limit = es.quantity(e.by, SIGNAL_DIM[e.signal])
+        elif kind == "step_end":
+            e.step = es.integer("step", None, 0, len(profile) - 1)
+            e.by = es.choice("by", ("firmware", "charger", "duration", "timeout"))
+        es.done()
+        expects.append(e)
+    top.done()
+    return Scenario(path, name, description, seed, tick_s, clock_start_ms, pack, sensors, thermal,
+                    dict(firmware), profile, faults, expects)
+
+
+def _describe(d) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items()) if isinstance(d, dict) else repr(d)

@@ -1,0 +1,310 @@
+"""Software in the loop: the unmodified firmware under the MicroPython unix
+port, in lock-step with the plant over a local TCP socket.
+
+Each tick the host sends one sensor frame (what the front end would measure
+now), the firmware runs app.tick() and answers with one actuator frame
+(contactors, balancing, pump, current limits, fault bits); the host applies
+it for the next tick. Time is the host's, so runs are reproducible and run
+as fast as both sides can compute.
+"""
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from host_tools import frames
+from host_tools.firmware import FIRMWARE, micropython_binary
+from host_tools.plant import OUT_NEG, OUT_POS, Pack, ntc_counts, TACH_PULSES_PER_REV
+from host_tools.scenario import Scenario
+
+SEVERITY = {1: "warning", 2: "fault", 3: "critical"}
+CONTACTOR_STATES = ("open", "precharge", "closing", "closed", "locked")
+
+
+class FirmwareError(RuntimeError):
+    pass
+
+
+def firmware_config(sc: Scenario) -> dict:
+    cfg = {
+        "name": sc.name,
+        "chemistry": sc.pack.chemistry,
+        "cells": sc.pack.cells,
+        "temps": sc.pack.temps,
+        "capacity_mah": int(round(sc.pack.capacity_ah * 1000)),
+        "tick_ms": int(round(sc.tick_s * 1000)),
+    }
+    cfg.update(sc.firmware)
+    return cfg
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    hello: dict
+    sim_s: float = 0.0
+    wall_s: float = 0.0
+    ticks: int = 0
+    # per tick series (lists, converted to numpy at the end)
+    t: list = field(default_factory=list)
+    vmax: list = field(default_factory=list)
+    vmin: list = field(default_factory=list)
+    tmax: list = field(default_factory=list)
+    tmin: list = field(default_factory=list)
+    cur: list = field(default_factory=list)
+    soc_min: list = field(default_factory=list)
+    soc_max: list = field(default_factory=list)
+    duty: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    ccl: list = field(default_factory=list)
+    dcl: list = field(default_factory=list)
+    balancing: list = field(default_factory=list)
+    # decimated per-cell series for the plot
+    cell_t: list = field(default_factory=list)
+    cell_v: list = field(default_factory=list)
+    cell_temp: list = field(default_factory=list)
+    coolant: list = field(default_factory=list)
+    fault_events: list = field(default_factory=list)  # (t, name, "raised"/"cleared")
+    contactor_events: list = field(default_factory=list)  # (t, state name)
+    step_ends: list = field(default_factory=list)  # (step index, kind, t, by)
+    injections: list = field(default_factory=list)  # (t, kind)
+    pump_energy_wh: float = 0.0
+    balance_energy_wh: float = 0.0
+    firmware_log: str = ""
+    internal_error: bool = False
+
+    def arrays(self):
+        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing"):
+            setattr(self, name, np.asarray(getattr(self, name)))
+
+    @property
+    def rtf(self) -> float:
+        return self.sim_s / self.wall_s if self.wall_s > 0 else float("inf")
+
+    def faults_raised(self):
+        return [(t, n) for t, n, what in self.fault_events if what == "raised"]
+
+
+class Simulation:
+    def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None):
+        self.sc = sc
+        self.kernels = kernels
+        self.plot_every_s = plot_every_s
+
+    def run(self) -> Result:
+        sc = self.sc
+        with tempfile.TemporaryDirectory(prefix="bmssim-") as tmp:
+            cfg_path = Path(tmp) / "config.json"
+            cfg_path.write_text(json.dumps(firmware_config(sc)))
+            log_path = Path(tmp) / "firmware.log"
+            srv = socket.socket()
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(1)
+            srv.settimeout(20)
+            port = srv.getsockname()[1]
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [micropython_binary(), str(FIRMWARE / "main.py"), "--config", str(cfg_path),
+                     "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels],
+                    cwd=str(FIRMWARE), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                try:
+                    try:
+                        conn, _ = srv.accept()
+                    except socket.timeout:
+                        raise FirmwareError("firmware did not connect: " + self._log(log_path)) from None
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    conn.settimeout(30)
+                    try:
+                        result = self._loop(conn)
+                    finally:
+                        conn.close()
+                finally:
+                    srv.close()
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            result.firmware_log = self._log(log_path)
+            if proc.returncode not in (0, None):
+                raise FirmwareError(f"firmware exited with {proc.returncode}: {result.firmware_log}")
+        return result
+
+    @staticmethod
+    def _log(path):
+        try:
+            return Path(path).read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    @staticmethod
+    def _recv_exact(conn, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise FirmwareError("firmware closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def _loop(self, conn) -> Result:
+        sc = self.sc
+        hdr = self._recv_exact(conn, 4)
+        hello = json.loads(self._recv_exact(conn, int.from_bytes(hdr, "little")))
+        if "error" in hello:
+            raise FirmwareError("firmware rejected the configuration: " + hello["error"])
+        res = Result(sc, hello)
+        n, m = sc.pack.cells, sc.pack.temps
+        nf = len(hello["faults"])
+        s_in = frames.sensor_struct(n, m)
+        s_out = frames.actuator_struct(n)
+        out_size = s_out.size
+        pack = Pack(sc)
+        rng = np.random.default_rng(sc.seed + 1)
+        dt = sc.tick_s
+        tick_ms = int(round(dt * 1000))
+        sensor_idx = np.round((np.arange(m) + 0.5) * n / m - 0.5).astype(int)
+        noise_v = sc.sensors.cell_noise_v
+        noise_t = sc.sensors.temp_noise_k
+        noise_i = sc.sensors.current_noise_a
+        decim = max(1, int(round((self.plot_every_s or max(1.0, sc.duration_limit_s / 4000)) / dt)))
+        faults_pending = sorted(sc.faults, key=lambda f: f.at_s)
+        charger_no_stop = False
+        prev_faults = [0] * nf
+        prev_state = -1
+        step_i = 0
+        step_t0 = 0.0
+        step_ran = False
+        step_low_s = 0.0
+        profile = sc.profile
+        clock0 = sc.clock_start_ms
+        k = 0
+        wall0 = time.perf_counter()
+        t = 0.0
+        ccl_a = dcl_a = 0.0
+        while step_i < len(profile):
+            t = k * dt
+            while faults_pending and faults_pending[0].at_s <= t + 1e-9:
+                f = faults_pending.pop(0)
+                res.injections.append((t, f.kind))
+                if f.kind == "charger_no_stop":
+                    charger_no_stop = True
+            # -- sensors at time t ------------------------------------------
+            v = pack.cell_v()
+            cells_raw = np.clip(np.rint((v + noise_v * rng.standard_normal(n)) * 10000), 0, 65535).astype(int).tolist()
+            temps_true = pack.temp[sensor_idx]
+            temps_raw = np.clip(np.rint(ntc_counts(temps_true + noise_t * rng.standard_normal(m))), 0, 4095).astype(int).tolist()
+            cool_raw = np.clip(np.rint(ntc_counts([pack.coolant_in_c, pack.coolant_out_c])), 0, 4095).astype(int).tolist()
+            i_meas = pack.current_a + noise_i * rng.standard_normal()
+            vp = float(v.sum())
+            frame = s_in.pack(frames.SENSOR_MAGIC, frames.VERSION, 0, k % frames.TICKS_PERIOD,
+                              (clock0 + k * tick_ms) % frames.TICKS_PERIOD, *cells_raw, *temps_raw,
+                              int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
+                              cool_raw[0], cool_raw[1], int(pack.pump_rev * TACH_PULSES_PER_REV) & 0xFFFF,
+                              pack.outputs, 0)
+            conn.sendall(frame)
+            data = self._recv_exact(conn, out_size)
+            (magic, _ver, flags, seq, outputs, cstate, duty, _heater, bal_count, ccl, dcl, _soc, _pad,
+             fbytes, bbytes) = s_out.unpack(data)
+            if magic != frames.ACT_MAGIC or seq != k % frames.TICKS_PERIOD:
+                raise FirmwareError(f"bad actuator frame at tick {k}: magic {magic:#x}, seq {seq}")
+            if flags & 1:
+                res.internal_error = True
+            # -- record ------------------------------------------------------
+            res.t.append(t)
+            res.vmax.append(float(v.max()))
+            res.vmin.append(float(v.min()))
+            res.tmax.append(float(pack.temp.max()))
+            res.tmin.append(float(pack.temp.min()))
+            res.cur.append(pack.current_a)
+            res.soc_min.append(float(pack.soc.min()))
+            res.soc_max.append(float(pack.soc.max()))
+            res.duty.append(duty / 1000)
+            res.outputs.append(outputs)
+            res.ccl.append(ccl / 1000)
+            res.dcl.append(dcl / 1000)
+            res.balancing.append(bal_count)
+            if k % decim == 0:
+                res.cell_t.append(t)
+                res.cell_v.append(v.copy())
+                res.cell_temp.append(pack.temp.copy())
+                res.coolant.append((pack.coolant_in_c, pack.coolant_out_c))
+            fb = int.from_bytes(fbytes, "little")
+            if fb or any(prev_faults):
+                for i in range(nf):
+                    bit = (fb >> i) & 1
+                    if bit != prev_faults[i]:
+                        res.fault_events.append((t, hello["faults"][i], "raised" if bit else "cleared"))
+                        prev_faults[i] = bit
+            if cstate != prev_state:
+                res.contactor_events.append((t, CONTACTOR_STATES[cstate] if cstate < len(CONTACTOR_STATES) else str(cstate)))
+                prev_state = cstate
+            # -- actuators for [t, t + dt) -------------------------------------
+            pack.outputs = outputs
+            bal = int.from_bytes(bbytes, "little")
+            pack.bleed = np.array([(bal >> i) & 1 for i in range(n)], dtype=bool) if bal else np.zeros(n, dtype=bool)
+            pack.pump_duty = duty / 1000
+            ccl_a, dcl_a = ccl / 1000, dcl / 1000
+            step = profile[step_i]
+            closed = pack.closed()
+            ended = None
+            if step.kind == "rest":
+                pack.current_a = 0.0
+                if t - step_t0 >= step.duration_s:
+                    ended = "duration"
+            elif step.kind == "charge":
+                if not closed:
+                    i_set = 0.0
+                elif charger_no_stop:
+                    i_set = step.current_a  # the charger ignores limits and CV
+                else:
+                    i_set = max(0.0, min(step.current_a, ccl_a, pack.cv_current(step.cv_v * n)))
+                pack.current_a = i_set
+                if closed and i_set > step.termination_a:
+                    step_ran = True
+                if step_ran and not charger_no_stop:
+                    step_low_s = step_low_s + dt if i_set <= step.termination_a else 0.0
+                    if step_low_s >= 30.0:
+                        ended = "firmware" if ccl_a <= 0 else "charger"
+                if step_ran and not closed:
+                    ended = "firmware"
+            else:  # discharge
+                i_set = min(step.current_a, dcl_a) if closed else 0.0
+                pack.current_a = -i_set
+                if closed and i_set > 0:
+                    step_ran = True
+                if step_ran:
+                    step_low_s = step_low_s + dt if i_set <= 0.01 * step.current_a else 0.0
+                    if step_low_s >= 5.0 or not closed:
+                        ended = "firmware"
+            if ended is None and step.kind != "rest" and t - step_t0 >= step.timeout_s:
+                ended = "timeout"
+            if ended:
+                res.step_ends.append((step_i, step.kind, t, ended))
+                step_i += 1
+                step_t0 = t + dt
+                step_ran = False
+                step_low_s = 0.0
+                if step_i < len(profile) and profile[step_i].kind != "charge":
+                    charger_no_stop = charger_no_stop and False
+            pack.step(dt)
+            k += 1
+        res.wall_s = time.perf_counter() - wall0
+        res.ticks = k
+        res.sim_s = k * dt
+        res.pump_energy_wh = pack.pump_energy_j / 3600
+        res.balance_energy_wh = pack.balance_energy_j / 3600
+        res.arrays()
+        return res
+
+
+def run(sc: Scenario, kernels: str = "viper") -> Result:
+    return Simulation(sc, kernels).run()
