@@ -166,15 +166,25 @@ TABLES = {"LFP": LFP_OCV, "NMC": NMC_OCV}
 
 
 class OcvCurve:
-    """Vectorised OCV lookup (volts) from SOC (0..1), linear between points."""
+    """Vectorised OCV lookup (volts) from SOC, linear between points.
+
+    Outside 0..1 (over-charge and over-discharge, which fault injection
+    reaches) the end segments are extended linearly: an extrapolation for
+    the simulator's sake, not part of the cited data.
+    """
 
     def __init__(self, chemistry: str):
         pts = TABLES[chemistry]
         self.soc = np.array([p[0] for p in pts])
         self.volts = np.array([p[1] for p in pts])
+        self.lo_slope = (self.volts[1] - self.volts[0]) / (self.soc[1] - self.soc[0])
+        self.hi_slope = (self.volts[-1] - self.volts[-2]) / (self.soc[-1] - self.soc[-2])
 
     def __call__(self, soc):
-        return np.interp(soc, self.soc, self.volts)
+        v = np.interp(soc, self.soc, self.volts)
+        v = np.where(soc > 1.0, self.volts[-1] + (soc - 1.0) * self.hi_slope, v)
+        v = np.where(soc < 0.0, self.volts[0] + soc * self.lo_slope, v)
+        return np.clip(v, 0.0, 5.0)
 
     def soc_at(self, volts):
         return np.interp(volts, self.volts, self.soc)

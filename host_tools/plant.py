@@ -100,7 +100,7 @@ class Pack:
     def step(self, dt: float):
         i = self.cell_currents()
         v_ocv = self.ocv(self.soc)
-        self.soc = np.clip(self.soc + i * dt / self.cap_as, 0.0, 1.0)
+        self.soc = np.clip(self.soc + i * dt / self.cap_as, -0.2, 1.2)  # beyond 0..1: abuse
         a = math.exp(-dt / self.tau)
         self.v1 = self.v1 * a + i * self.r1 * (1 - a)
         if self.bleed.any():

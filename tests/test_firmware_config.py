@@ -1,0 +1,47 @@
+"""The firmware validates its configuration (under MicroPython) and names the
+field of any error; nothing of a rejected config is used."""
+import json
+
+import pytest
+
+from conftest import mp_run
+
+BASE = {"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"}
+
+
+def validate(cfg: dict):
+    code = (
+        "import json\nfrom bms.config import Config, ConfigError\n"
+        f"raw = json.loads({json.dumps(json.dumps(cfg))})\n"
+        "try:\n    c = Config(raw)\n    print('OK', c.max_charge_ma, c.max_discharge_ma)\n"
+        "except ConfigError as e:\n    print('ERR', e)\n"
+    )
+    r = mp_run(code)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_defaults_from_preset():
+    assert validate(BASE) == "OK 50000 100000"
+
+
+@pytest.mark.parametrize("patch,field", [
+    ({"cells": 0}, "config.cells"),
+    ({"cells": "16"}, "config.cells"),
+    ({"chemistry": "LiPo"}, "config.chemistry"),
+    ({"bogus_ms": 1}, "config.bogus_ms"),
+    ({"faults": {"CELL_OV_CRIT": [3650, 500, 3700, 1000]}}, "config.faults.CELL_OV_CRIT.recover_mv"),
+    ({"faults": {"CELL_OV": [3700, 500, 3400, 1000]}}, "config.faults.CELL_OV"),
+    ({"faults": {"NOPE": [1, 1, 1, 1]}}, "config.faults.NOPE"),
+    ({"faults": {"CELL_UV": [2800, -1, 3000, 1000]}}, "config.faults.CELL_UV.trip_delay_ms"),
+    ({"ccl_taper_mv": [3550, 3450]}, "config.ccl_taper_mv"),
+    ({"ccl_taper_mv": [3500, 3640]}, "config.ccl_taper_mv"),
+    ({"cell_gain_q16": [6554] * 15}, "config.cell_gain_q16"),
+    ({"cell_gain_q16": 1 << 20}, "config.cell_gain_q16"),
+    ({"balance_stop_mv": 20}, "config.balance_stop_mv"),
+])
+def test_bad_config_names_the_field(patch, field):
+    cfg = dict(BASE)
+    cfg.update(patch)
+    out = validate(cfg)
+    assert out.startswith("ERR " + field), out
