@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
+BOARD_CONFIGS = ROOT / "board_configs"
 
 
 def micropython_binary() -> str:

@@ -10,7 +10,6 @@ as fast as both sides can compute.
 from __future__ import annotations
 
 import json
-import math
 import socket
 import subprocess
 import tempfile
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from host_tools import frames
-from host_tools.firmware import FIRMWARE, micropython_binary
-from host_tools.plant import OUT_NEG, OUT_POS, Pack, ntc_counts, TACH_PULSES_PER_REV
+from host_tools.firmware import BOARD_CONFIGS, FIRMWARE, micropython_binary
+from host_tools.plant import Pack, ntc_counts, TACH_PULSES_PER_REV
 from host_tools.scenario import Scenario
 
 SEVERITY = {1: "warning", 2: "fault", 3: "critical"}
@@ -33,15 +32,17 @@ class FirmwareError(RuntimeError):
     pass
 
 
-def firmware_config(sc: Scenario) -> dict:
-    cfg = {
+def firmware_config(sc: Scenario, board: str = "sim") -> dict:
+    """The firmware's configuration: the board's JSON plus the scenario's pack."""
+    cfg = json.loads((BOARD_CONFIGS / f"{board}.json").read_text())
+    cfg.update({
         "name": sc.name,
         "chemistry": sc.pack.chemistry,
         "cells": sc.pack.cells,
         "temps": sc.pack.temps,
         "capacity_mah": int(round(sc.pack.capacity_ah * 1000)),
         "tick_ms": int(round(sc.tick_s * 1000)),
-    }
+    })
     cfg.update(sc.firmware)
     return cfg
 
