@@ -38,6 +38,12 @@ def cmd_sim(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from host_tools import bench
+
+    return bench.main(quick=args.quick)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bmsctl", description="Host tools for the MicroPython BMS")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -47,6 +53,9 @@ def main(argv=None) -> int:
     p.add_argument("--kernels", choices=("viper", "ref"), default="viper",
                    help="firmware inner loops: viper kernels or their plain-Python twins")
     p.set_defaults(func=cmd_sim)
+    p = sub.add_parser("bench", help="firmware speed and memory on the unix port, simulator speed")
+    p.add_argument("--quick", action="store_true", help="fewer cell counts and a shorter simulation")
+    p.set_defaults(func=cmd_bench)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -95,10 +95,13 @@ class Result:
 
 
 class Simulation:
-    def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None):
+    def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
+                 firmware_dir: Path | None = None, mp_args=()):
         self.sc = sc
         self.kernels = kernels
         self.plot_every_s = plot_every_s
+        self.firmware_dir = Path(firmware_dir or FIRMWARE)
+        self.mp_args = tuple(mp_args)
 
     def run(self) -> Result:
         sc = self.sc
@@ -113,9 +116,9 @@ class Simulation:
             port = srv.getsockname()[1]
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
-                    [micropython_binary(), str(FIRMWARE / "main.py"), "--config", str(cfg_path),
+                    [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
                      "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels],
-                    cwd=str(FIRMWARE), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                    cwd=str(self.firmware_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 try:
                     try:
                         conn, _ = srv.accept()

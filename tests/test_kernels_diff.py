@@ -86,3 +86,49 @@ def test_unpack_u16(kernel_worker, data):
 def test_pack_bits(kernel_worker, mask, off):
     n = len(mask)
     same(kernel_worker, "pack_bits", [{"t": "b", "v": mask}, n, {"t": "b", "v": [0xAA] * (off + (n + 7) // 8 + 2)}, off])
+
+
+@EXAMPLES
+@given(vals=cell_volts(2000, 4500), trip=st.integers(2000, 4500), hyst=st.integers(1, 200),
+       tms=st.integers(0, 3000), rms=st.integers(0, 3000), dt=st.integers(1, 1000), above=st.integers(0, 1),
+       data=st.data())
+def test_debounce(kernel_worker, vals, trip, hyst, tms, rms, dt, above, data):
+    n = len(vals)
+    rec = trip - hyst if above else trip + hyst
+    acc = data.draw(st.lists(st.integers(0, 4000), min_size=n, max_size=n))
+    flags = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    same(kernel_worker, "debounce", [arr("H", vals), n, arr("i", [trip, rec, tms, rms, dt, above]), arr("i", acc), {"t": "b", "v": flags}])
+
+
+def test_debounce_sequence_trips_after_delay_and_recovers(kernel_worker):
+    # 4 cells, 100 ms ticks, trip above 3650 after 500 ms, recover below 3450 after 1000 ms
+    state = {"acc": [0] * 4, "flags": [0] * 4}
+    tripped_at = recovered_at = None
+    for k in range(40):
+        v = 3700 if 5 <= k < 20 else 3400
+        out = same(kernel_worker, "debounce", [arr("H", [3300, v, 3300, 3300]), 4, arr("i", [3650, 3450, 500, 1000, 100, 1]),
+                                               arr("i", state["acc"]), {"t": "b", "v": state["flags"]}])
+        state["acc"], state["flags"] = out["args"][3], out["args"][4]
+        if out["ret"] and tripped_at is None:
+            tripped_at = k
+        if tripped_at is not None and not out["ret"] and recovered_at is None:
+            recovered_at = k
+    assert tripped_at == 5 + 5  # held from tick 5; 500 ms later
+    assert recovered_at == 20 + 10
+
+
+@EXAMPLES
+@given(buf=st.binary(max_size=300), data=st.data())
+def test_crc8_and_pec15(kernel_worker, buf, data):
+    off = data.draw(st.integers(0, len(buf)))
+    n = data.draw(st.integers(0, len(buf) - off))
+    for name in ("crc8_smbus", "pec15"):
+        same(kernel_worker, name, [{"t": "b", "v": list(buf)}, off, n])
+
+
+def test_crc_known_vectors(kernel_worker):
+    # CRC-8/SMBus check value over "123456789" is 0xF4; LTC6811 datasheet:
+    # PEC of command 0x0001 (WRCFGA) is 0x3D6E, of 0x0002 (RDCFGA) 0x2B0A.
+    assert same(kernel_worker, "crc8_smbus", [{"t": "b", "v": list(b"123456789")}, 0, 9])["ret"] == 0xF4
+    assert same(kernel_worker, "pec15", [{"t": "b", "v": [0, 1]}, 0, 2])["ret"] == 0x3D6E
+    assert same(kernel_worker, "pec15", [{"t": "b", "v": [0, 2]}, 0, 2])["ret"] == 0x2B0A

@@ -48,7 +48,7 @@ def main(argv):
             print("CONFIG ERROR:", error)
             sys.exit(2)
         raise SystemExit("only the sim HAL is available under the unix port")
-    from bms.hal.sim import SimHal
+    from bms.hal.sim import SimHal, connect
     host, port = opts["sim"].rsplit(":", 1)
     if error:
         # Report through the socket so the host can show it, then stop.
@@ -60,7 +60,7 @@ def main(argv):
         s.close()
         print("CONFIG ERROR:", error)
         sys.exit(2)
-    hal = SimHal(cfg, kernels, host, int(port))
+    hal = SimHal(cfg, kernels, connect(host, int(port)))
     from bms.app import App
     app = App(cfg, hal, kernels)
     hal.hello(json.dumps({

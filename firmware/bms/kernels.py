@@ -188,3 +188,105 @@ def pack_bits(mask, n: int, buf, off: int):
         if m[i]:
             b[off + (i >> 3)] |= 1 << (i & 7)
         i += 1
+
+
+@micropython.viper
+def debounce(vals, n: int, params, acc, flags) -> int:
+    # Trip and recovery debounce counters over a cell array.
+    # params ('i'): [0] trip, [1] recover, [2] trip_ms, [3] recover_ms,
+    #               [4] dt_ms, [5] 1 = trip above, 0 = trip below.
+    # acc ('i', per cell): 0 = condition not holding, else held ms + 1
+    # (no negative sentinel: ptr32 reads zero-extended on 64-bit hosts).
+    # flags (bytearray): 1 = tripped. Returns the number of tripped cells.
+    pv = ptr16(vals)
+    q = ptr32(params)
+    pa = ptr32(acc)
+    pf = ptr8(flags)
+    trip = q[0]
+    rec = q[1]
+    tms = q[2]
+    rms = q[3]
+    dt = q[4]
+    above = q[5]
+    count = 0
+    i = 0
+    while i < n:
+        v = pv[i]
+        if pf[i] == 0:
+            if above:
+                hit = v >= trip
+            else:
+                hit = v <= trip
+            if hit:
+                a = pa[i]
+                if a == 0:
+                    a = 1
+                else:
+                    a += dt
+                if a > tms:
+                    pf[i] = 1
+                    a = 0
+                pa[i] = a
+            else:
+                pa[i] = 0
+        else:
+            if above:
+                ok = v < rec
+            else:
+                ok = v > rec
+            if ok:
+                a = pa[i]
+                if a == 0:
+                    a = 1
+                else:
+                    a += dt
+                if a > rms:
+                    pf[i] = 0
+                    a = 0
+                pa[i] = a
+            else:
+                pa[i] = 0
+        if pf[i]:
+            count += 1
+        i += 1
+    return count
+
+
+@micropython.viper
+def crc8_smbus(buf, off: int, n: int) -> int:
+    # CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), initial 0, MSB first: the
+    # SMBus PEC that TI front ends (BQ769x2) append to I2C transfers.
+    b = ptr8(buf)
+    crc = 0
+    i = 0
+    while i < n:
+        crc ^= b[off + i]
+        j = 0
+        while j < 8:
+            if crc & 0x80:
+                crc = ((crc << 1) ^ 0x07) & 0xFF
+            else:
+                crc = (crc << 1) & 0xFF
+            j += 1
+        i += 1
+    return crc
+
+
+@micropython.viper
+def pec15(buf, off: int, n: int) -> int:
+    # ADI LTC681x packet error code: CRC-15, polynomial 0x4599, seed 16,
+    # MSB first, returned shifted left by one (bit 0 = 0) as sent on the wire.
+    b = ptr8(buf)
+    rem = 16
+    i = 0
+    while i < n:
+        rem ^= b[off + i] << 7
+        j = 0
+        while j < 8:
+            rem <<= 1
+            if rem & 0x8000:
+                rem ^= 0x4599
+            j += 1
+        rem &= 0x7FFF
+        i += 1
+    return (rem << 1) & 0xFFFF

@@ -22,10 +22,15 @@ def minmax_sum(mv, n, res):
         v = mv[i]
         s += v
         if v < lo:
-            lo, ilo = v, i
+            lo = v
+            ilo = i
         if v > hi:
-            hi, ihi = v, i
-    res[0], res[1], res[2], res[3] = lo, hi, ilo, ihi
+            hi = v
+            ihi = i
+    res[0] = lo
+    res[1] = hi
+    res[2] = ilo
+    res[3] = ihi
     return s
 
 
@@ -62,7 +67,10 @@ def ntc_interp(raw, n, tab_raw, tab_t, m, out):
             j = 0
             while tab_raw[j + 1] <= x:
                 j += 1
-            r0, r1, t0, t1 = tab_raw[j], tab_raw[j + 1], tab_t[j], tab_t[j + 1]
+            r0 = tab_raw[j]
+            r1 = tab_raw[j + 1]
+            t0 = tab_t[j]
+            t1 = tab_t[j + 1]
             if t1 >= t0:
                 out[i] = t0 + ((x - r0) * (t1 - t0)) // (r1 - r0)
             else:
@@ -80,3 +88,53 @@ def pack_bits(mask, n, buf, off):
     for i in range(n):
         if mask[i]:
             buf[off + (i >> 3)] |= 1 << (i & 7)
+
+
+def debounce(vals, n, params, acc, flags):
+    trip = params[0]
+    rec = params[1]
+    tms = params[2]
+    rms = params[3]
+    dt = params[4]
+    above = params[5]
+    count = 0
+    for i in range(n):
+        v = vals[i]
+        if not flags[i]:
+            cond = v >= trip if above else v <= trip
+            limit = tms
+        else:
+            cond = v < rec if above else v > rec
+            limit = rms
+        if cond:
+            a = 1 if acc[i] == 0 else acc[i] + dt
+            if a > limit:
+                flags[i] = 0 if flags[i] else 1
+                a = 0
+            acc[i] = a
+        else:
+            acc[i] = 0
+        if flags[i]:
+            count += 1
+    return count
+
+
+def crc8_smbus(buf, off, n):
+    crc = 0
+    for i in range(off, off + n):
+        crc ^= buf[i]
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def pec15(buf, off, n):
+    rem = 16
+    for i in range(off, off + n):
+        rem ^= buf[i] << 7
+        for _ in range(8):
+            rem <<= 1
+            if rem & 0x8000:
+                rem ^= 0x4599
+        rem &= 0x7FFF
+    return (rem << 1) & 0xFFFF

@@ -48,8 +48,21 @@ def _put32(b, o, v):
     b[o + 3] = (v >> 24) & 0xFF
 
 
+def connect(host, port):
+    """Opens the TCP connection to the host plant (done by boot, not at import)."""
+    s = socket.socket()
+    s.connect(socket.getaddrinfo(host, port)[0][-1])
+    try:
+        s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: lock-step frames
+    except OSError:
+        pass
+    return s
+
+
 class SimHal:
-    def __init__(self, cfg, kernels, host, port):
+    """stream: a connected socket (or any object with readinto/write)."""
+
+    def __init__(self, cfg, kernels, stream):
         self.k = kernels
         self.n = cfg.cells
         self.m = cfg.temps
@@ -58,14 +71,7 @@ class SimHal:
         self.tx = bytearray(ACT_FIXED + (self.n + 7) // 8)
         self.seq = 0
         self.now_ms = 0
-        addr = socket.getaddrinfo(host, port)[0][-1]
-        s = socket.socket()
-        s.connect(addr)
-        try:
-            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: lock-step frames
-        except OSError:
-            pass
-        self.sock = s
+        self.sock = stream
         if N_FAULTS > 8 * FAULT_BYTES:
             raise ValueError("fault table larger than the frame's fault field")
 

