@@ -52,6 +52,7 @@ class Pack:
         self.r1 = np.full(n, p.r1_ohm)
         self.tau = p.tau_s
         self.soc = np.clip(p.initial_soc + p.initial_soc_spread * rng.standard_normal(n), 0.0, 1.0)
+        self.ocv_now = self.ocv(self.soc)  # OCV at the present SOC, updated by step()
         self.v1 = np.zeros(n)
         self.temp = np.full(n, sc.thermal.initial_c)
         self.heat_cap = p.cell_heat_j_per_k
@@ -73,17 +74,14 @@ class Pack:
         self.path = (np.arange(n) + 0.5) / n
 
     # -- electrical ---------------------------------------------------------
-    def ocv_v(self):
-        return self.ocv(self.soc)
-
     def cell_v(self):
         i = self.cell_currents()
-        return self.ocv(self.soc) + i * self.r0 + self.v1
+        return self.ocv_now + i * self.r0 + self.v1
 
     def cell_currents(self):
-        i = np.full(self.n, self.current_a) - self.self_discharge_a
+        i = self.current_a - self.self_discharge_a
         if self.bleed.any():
-            i = i - self.bleed * (self.ocv(self.soc) / self.balance_ohm)
+            i = i - self.bleed * (self.ocv_now / self.balance_ohm)
         return i
 
     def pack_v(self):
@@ -94,13 +92,15 @@ class Pack:
 
     def cv_current(self, target_v: float) -> float:
         """Pack current that holds the terminal voltage at target_v."""
-        base = float((self.ocv(self.soc) + self.v1 - self.self_discharge_a * self.r0).sum())
+        base = float((self.ocv_now + self.v1 - self.self_discharge_a * self.r0).sum())
         return (target_v - base) / float(self.r0.sum())
 
     def step(self, dt: float):
         i = self.cell_currents()
-        v_ocv = self.ocv(self.soc)
-        self.soc = np.clip(self.soc + i * dt / self.cap_as, -0.2, 1.2)  # beyond 0..1: abuse
+        v_ocv = self.ocv_now
+        # beyond 0..1 is abuse (over-charge / over-discharge), bounded for the tables
+        self.soc = np.minimum(np.maximum(self.soc + i * dt / self.cap_as, -0.2), 1.2)
+        self.ocv_now = self.ocv(self.soc)
         a = math.exp(-dt / self.tau)
         self.v1 = self.v1 * a + i * self.r1 * (1 - a)
         if self.bleed.any():

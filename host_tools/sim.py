@@ -203,10 +203,10 @@ class Simulation:
                     charger_no_stop = True
             # -- sensors at time t ------------------------------------------
             v = pack.cell_v()
-            cells_raw = np.clip(np.rint((v + noise_v * rng.standard_normal(n)) * 10000), 0, 65535).astype(int).tolist()
-            temps_true = pack.temp[sensor_idx]
-            temps_raw = np.clip(np.rint(ntc_counts(temps_true + noise_t * rng.standard_normal(m))), 0, 4095).astype(int).tolist()
-            cool_raw = np.clip(np.rint(ntc_counts([pack.coolant_in_c, pack.coolant_out_c])), 0, 4095).astype(int).tolist()
+            cells_raw = np.minimum(np.maximum(np.rint((v + noise_v * rng.standard_normal(n)) * 10000), 0), 65535).astype(int).tolist()
+            t_sensed = np.append(pack.temp[sensor_idx] + noise_t * rng.standard_normal(m), (pack.coolant_in_c, pack.coolant_out_c))
+            traw = np.minimum(np.maximum(np.rint(ntc_counts(t_sensed)), 0), 4095).astype(int).tolist()
+            temps_raw, cool_raw = traw[:m], traw[m:]
             i_meas = pack.current_a + noise_i * rng.standard_normal()
             vp = float(v.sum())
             frame = s_in.pack(frames.SENSOR_MAGIC, frames.VERSION, 0, k % frames.TICKS_PERIOD,

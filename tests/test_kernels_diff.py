@@ -24,8 +24,8 @@ def arr(t, v):
 def cell_volts(draw, lo=0, hi=65535):
     n = draw(st.one_of(st.sampled_from([0, 1, MAX_CELLS]), cells))
     if draw(st.booleans()) and n:
-        v = draw(st.integers(lo, hi))
-        return [v] * n  # all cells equal
+        v = draw(st.one_of(st.sampled_from([lo, hi]), st.integers(lo, hi)))
+        return [v] * n  # all cells equal, often at the ends of the range
     return draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n))
 
 
