@@ -1,6 +1,6 @@
 """Reproduce the OCV-vs-SOC tables in host_tools/ocv.py.
 
-Pure numpy (no PyBaMM needed).  Runs with e.g. /tmp/probe/bin/python derive.py
+Pure numpy (no PyBaMM needed).  Run: .venv/bin/python host_tools/ocv_derive.py
 If PyBaMM is importable, the stoichiometry windows and OCVs are cross-checked
 against pybamm.lithium_ion.get_min_max_stoichiometries / the parameter set's own
 OCP functions.

@@ -1,7 +1,10 @@
 # Chemistry presets: protection thresholds and limits per cell chemistry.
 #
 # Sources (values are the cell makers' limits; warning and fault levels
-# inside them are this project's engineering margins, marked "margin"):
+# inside them are this project's engineering margins, marked "margin").
+# Open item: the [EVE] and [SAM] figures below are the commonly published
+# ones for these cells and have not yet been re-checked line by line against
+# the cited documents; the 2.5 V cut-off is confirmed by [LS].
 # [EVE] EVE Energy LF105 (3.2 V 105 Ah prismatic LFP) product specification
 #       PBRI-LF105-D06-01 rev. E: charge cut-off 3.65 V, discharge cut-off
 #       2.5 V, standard charge 0.5C, charge 0..55 degC, discharge -20..55 degC.
