@@ -14,19 +14,21 @@ CRITICAL = const(3)  # open the contactors
 BLOCK_CHG = const(1)
 BLOCK_DSG = const(2)
 OPEN = const(4)
+DERATE_CHG = const(8)  # warnings: halve the charge limit
+DERATE_DSG = const(16)  # warnings: halve the discharge limit
 
 ABOVE = const(1)
 BELOW = const(0)
 
 # name, signal, sense, severity, actions, latching, threshold unit
 TABLE = (
-    ("CELL_OV_WARN", S.CELL_MAX_MV, ABOVE, WARNING, 0, False, "mv"),
+    ("CELL_OV_WARN", S.CELL_MAX_MV, ABOVE, WARNING, DERATE_CHG, False, "mv"),
     ("CELL_OV", S.CELL_MAX_MV, ABOVE, FAULT, BLOCK_CHG, False, "mv"),
     ("CELL_OV_CRIT", S.CELL_MAX_MV, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv"),
-    ("CELL_UV_WARN", S.CELL_MIN_MV, BELOW, WARNING, 0, False, "mv"),
+    ("CELL_UV_WARN", S.CELL_MIN_MV, BELOW, WARNING, DERATE_DSG, False, "mv"),
     ("CELL_UV", S.CELL_MIN_MV, BELOW, FAULT, BLOCK_DSG, False, "mv"),
     ("CELL_UV_CRIT", S.CELL_MIN_MV, BELOW, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv"),
-    ("OT_WARN", S.TEMP_MAX_DC, ABOVE, WARNING, 0, False, "dc"),
+    ("OT_WARN", S.TEMP_MAX_DC, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "dc"),
     ("OT_CHG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_CHG, False, "dc"),
     ("OT_DSG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_DSG, False, "dc"),
     ("OT_CRIT", S.TEMP_MAX_DC, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "dc"),

@@ -1,5 +1,6 @@
 # Charge and discharge current limits (CCL/DCL) for the charger, inverter
-# and load: tapered near the cell voltage limits, halved under warnings,
+# and load: tapered near the cell voltage limits, halved under the warnings
+# that derate them (over-voltage: charge; under-voltage: discharge),
 # zero when blocked; they fall at once and rise along a ramp.
 from bms import signals as S
 
@@ -26,8 +27,9 @@ class Limits:
             dcl = 0
         elif vmin < self.d0:
             dcl = dcl * (vmin - self.d1) // (self.d0 - self.d1)
-        if st.warnings:
+        if st.derate_chg:
             ccl >>= 1
+        if st.derate_dsg:
             dcl >>= 1
         if st.block_chg or st.valid_scans == 0:
             ccl = 0

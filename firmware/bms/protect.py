@@ -30,6 +30,7 @@ class Protect:
         trip = self.trip
         rec = self.rec
         warn = bchg = bdsg = opn = count = 0
+        dchg = ddsg = 0
         for i in range(self.n):
             v = sig[self.sig_idx[i]]
             if not active[i]:
@@ -72,10 +73,16 @@ class Protect:
                     bdsg = 1
                 if a & F.OPEN:
                     opn = 1
+                if a & F.DERATE_CHG:
+                    dchg = 1
+                if a & F.DERATE_DSG:
+                    ddsg = 1
         if st.internal_error:
             bchg = bdsg = opn = 1
         st.n_active = count
         st.warnings = warn
+        st.derate_chg = dchg
+        st.derate_dsg = ddsg
         st.block_chg = bchg
         st.block_dsg = bdsg
         st.open_req = opn

@@ -49,6 +49,8 @@ class State:
         self.fault_acc_ms = array("i", [-1] * N_FAULTS)
         self.n_active = 0
         self.warnings = 0
+        self.derate_chg = 0
+        self.derate_dsg = 0
         self.block_chg = 0
         self.block_dsg = 0
         self.open_req = 0
