@@ -10,6 +10,7 @@ as fast as both sides can compute.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import tempfile
@@ -104,6 +105,22 @@ class Simulation:
         self.mp_args = tuple(mp_args)
 
     def run(self) -> Result:
+        # Lock-step ping-pong is fastest with both processes on one core: a
+        # wake-up on the same core skips the cross-core interrupt (measured
+        # here: ~710x instead of ~410x real time for 16 cells). Each run
+        # picks a core by its pid, so parallel runs spread over the cores.
+        saved = None
+        if hasattr(os, "sched_setaffinity"):
+            saved = os.sched_getaffinity(0)
+            cpus = sorted(saved)
+            os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})
+        try:
+            return self._run()
+        finally:
+            if saved is not None:
+                os.sched_setaffinity(0, saved)
+
+    def _run(self) -> Result:
         sc = self.sc
         with tempfile.TemporaryDirectory(prefix="bmssim-") as tmp:
             cfg_path = Path(tmp) / "config.json"
