@@ -315,7 +315,7 @@ class Simulation:
                 step_ran = False
                 step_low_s = 0.0
                 if step_i < len(profile) and profile[step_i].kind != "charge":
-                    charger_no_stop = charger_no_stop and False
+                    charger_no_stop = False  # the faulty charger is not connected in other steps
             pack.step(dt)
             k += 1
         res.wall_s = time.perf_counter() - wall0
