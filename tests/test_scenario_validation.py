@@ -55,3 +55,14 @@ def test_good_scenarios_load():
     for p in sorted(SCENARIOS.glob("*.toml")):
         sc = scenario.load(p)
         assert sc.profile and sc.expects, p
+
+
+def test_firmware_rejects_a_bad_setting_before_running(tmp_path):
+    # A scenario's [firmware] override that the firmware's own validation
+    # refuses: the run stops before any tick, naming the setting.
+    p = tmp_path / "badfw.toml"
+    p.write_text(variant("[thermal]", "[firmware]\nbalance_stop_mv = 50\n\n[thermal]"))
+    r = subprocess.run([BMSCTL, "sim", str(p)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "firmware rejected the configuration: config.balance_stop_mv" in r.stderr
+    assert "simulated time" not in r.stdout

@@ -48,19 +48,16 @@ def main(argv):
             print("CONFIG ERROR:", error)
             sys.exit(2)
         raise SystemExit("only the sim HAL is available under the unix port")
-    from bms.hal.sim import SimHal, connect
+    from bms.hal.sim import SimHal, connect, send_hello
     host, port = opts["sim"].rsplit(":", 1)
+    stream = connect(host, int(port))
     if error:
         # Report through the socket so the host can show it, then stop.
-        import socket
-        s = socket.socket()
-        s.connect(socket.getaddrinfo(host, int(port))[0][-1])
-        data = json.dumps({"error": error}).encode()
-        s.write(bytes([len(data) & 255, (len(data) >> 8) & 255, 0, 0]) + data)
-        s.close()
+        send_hello(stream, json.dumps({"error": error}))
+        stream.close()
         print("CONFIG ERROR:", error)
         sys.exit(2)
-    hal = SimHal(cfg, kernels, connect(host, int(port)))
+    hal = SimHal(cfg, kernels, stream)
     from bms.app import App
     app = App(cfg, hal, kernels)
     hal.hello(json.dumps({

@@ -59,6 +59,15 @@ def connect(host, port):
     return s
 
 
+def send_hello(stream, text):
+    """Boot message to the host: u32 length, then JSON text."""
+    data = text.encode()
+    hdr = bytearray(4)
+    _put32(hdr, 0, len(data))
+    stream.write(hdr)
+    stream.write(data)
+
+
 class SimHal:
     """stream: a connected socket (or any object with readinto/write)."""
 
@@ -76,12 +85,7 @@ class SimHal:
             raise ValueError("fault table larger than the frame's fault field")
 
     def hello(self, text):
-        # Boot message to the host: length-prefixed JSON.
-        data = text.encode()
-        hdr = bytearray(4)
-        _put32(hdr, 0, len(data))
-        self.sock.write(hdr)
-        self.sock.write(data)
+        send_hello(self.sock, text)
 
     def receive(self):
         # Blocks for the next sensor frame; False when the host has gone.
