@@ -14,8 +14,19 @@ def sensor_struct(cells: int, temps: int) -> struct.Struct:
     return struct.Struct(f"<HBBII{cells}H{temps}HiIIHHHBB")
 
 
-def actuator_struct(cells: int) -> struct.Struct:
-    return struct.Struct(f"<HBBIBBHBBiihH{FAULT_BYTES}s{(cells + 7) // 8}s")
+IN_ENABLE = 8  # inputs byte: enable input on
+ACT_HEAD = struct.Struct(f"<HBBIBBHBBiihH{FAULT_BYTES}sBBH")
+EV_OFF = 34
+EV_SLOTS = 8
+EVENT = struct.Struct("<iHHi")  # firmware ms, code, arg, value
+ACT_FIXED = EV_OFF + 4 + EV_SLOTS * EVENT.size
+
+# event codes (firmware/bms/state.py)
+EV_FAULT_SET, EV_FAULT_CLEAR, EV_CONTACTOR, EV_INTERNAL, EV_BOOT = 1, 2, 3, 4, 5
+
+
+def actuator_size(cells: int) -> int:
+    return ACT_FIXED + (cells + 7) // 8
 
 
 def bits(data: bytes, n: int) -> list[int]:

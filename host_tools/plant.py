@@ -10,7 +10,6 @@ import math
 import numpy as np
 
 from host_tools.ocv import OcvCurve
-from host_tools.scenario import Scenario
 
 # Coolant: 4 L of 50/50 ethylene glycol/water; density ~1070 kg/m3 and
 # specific heat ~3300 J/(kg K) near 20 degC (typical values from glycol
@@ -21,8 +20,9 @@ COOLANT_RHO = 1070.0
 PUMP_MAX_FLOW_M3_S = 10.0 / 60000  # 10 L/min at full duty (assumed 12 V pump)
 PUMP_MAX_W = 20.0  # electrical power at full duty (assumed); ~ speed^3
 PUMP_MIN_DUTY = 0.1  # below this the pump does not turn (assumed)
-PUMP_MAX_RPM = 4000.0
-TACH_PULSES_PER_REV = 2
+# Hall flow meter in the loop: ~7.5 Hz per L/min (YF-S201 class, as
+# commonly published; the firmware's flow_hz_full = 75 matches it).
+FLOW_HZ_PER_LPM = 7.5
 # Conductances (assumed, order of magnitude for a prismatic cell on a cold
 # plate): cell to plate with coolant flowing / stagnant, cell to cabinet air,
 # cell to neighbour, radiator to ambient with / without flow.
@@ -41,7 +41,7 @@ OUT_NEG, OUT_PRE, OUT_POS = 1, 2, 4
 
 
 class Pack:
-    def __init__(self, sc: Scenario):
+    def __init__(self, sc):
         p = sc.pack
         rng = np.random.default_rng(sc.seed)
         n = p.cells
@@ -65,10 +65,17 @@ class Pack:
         self.coolant_in_c = self.coolant_c
         self.coolant_out_c = self.coolant_c
         self.pump_duty = 0.0
-        self.pump_rev = 0.0
+        self.flow_pulses = 0.0
+        self.flow_lpm = 0.0
+        self.flow_factor = 1.0  # 1 = healthy loop; a leak or a seized pump lowers it
         self.pump_energy_j = 0.0
         self.bus_v = 0.0
-        self.outputs = 0
+        self.outputs = 0  # what the firmware commands
+        self.physical = 0  # what the contactor tips actually do (= feedback)
+        self.welded = False
+        self.precharge_open = False
+        self.short_ohm = 0.0  # load short across the bus (0 = none)
+        self.internal_short_ohm = np.zeros(n)  # per cell (0 = none)
         self.balance_energy_j = 0.0
         # coolant position of each cell along the flow path, 0..1
         self.path = (np.arange(n) + 0.5) / n
@@ -87,8 +94,21 @@ class Pack:
     def pack_v(self):
         return float(self.cell_v().sum())
 
+    def command(self, outputs: int):
+        """Apply the firmware's contactor command; welded tips stay closed."""
+        self.outputs = outputs
+        if self.welded:
+            self.physical = (self.physical & (OUT_NEG | OUT_POS)) | outputs
+        else:
+            self.physical = outputs
+
     def closed(self) -> bool:
-        return (self.outputs & (OUT_NEG | OUT_POS)) == (OUT_NEG | OUT_POS)
+        return (self.physical & (OUT_NEG | OUT_POS)) == (OUT_NEG | OUT_POS)
+
+    def short_current(self) -> float:
+        """Pack current into a load short across the closed bus (negative)."""
+        r = float(self.r0.sum() + self.r1.sum()) + self.short_ohm
+        return -float((self.ocv_now + self.v1).sum()) / r
 
     def cv_current(self, target_v: float) -> float:
         """Pack current that holds the terminal voltage at target_v."""
@@ -96,6 +116,9 @@ class Pack:
         return (target_v - base) / float(self.r0.sum())
 
     def step(self, dt: float):
+        shorted = self.internal_short_ohm > 0
+        if shorted.any():
+            self.self_discharge_a = np.where(shorted, self.ocv_now / np.where(shorted, self.internal_short_ohm, 1.0), 0.0)
         i = self.cell_currents()
         v_ocv = self.ocv_now
         # beyond 0..1 is abuse (over-charge / over-discharge), bounded for the tables
@@ -109,7 +132,7 @@ class Pack:
         vp = float((v_ocv + i * self.r0 + self.v1).sum())
         if self.closed():
             self.bus_v = vp
-        elif self.outputs & OUT_NEG and self.outputs & OUT_PRE:
+        elif self.physical & OUT_NEG and self.physical & OUT_PRE and not self.precharge_open:
             self.bus_v += (vp - self.bus_v) * (1 - math.exp(-dt / (PRECHARGE_OHM * BUS_CAP_F)))
         else:
             self.bus_v *= math.exp(-dt / BUS_BLEED_TAU_S)
@@ -118,9 +141,12 @@ class Pack:
     # -- thermal --------------------------------------------------------------
     def _thermal(self, i, dt):
         heat = i * i * self.r0 + i * self.v1  # ohmic + polarisation losses, W
+        heat = heat + self.self_discharge_a ** 2 * self.internal_short_ohm  # an internal short heats its cell
         duty = self.pump_duty if self.pump_duty >= PUMP_MIN_DUTY else 0.0
-        flow = duty * PUMP_MAX_FLOW_M3_S
-        frac = duty
+        frac = duty * self.flow_factor
+        flow = frac * PUMP_MAX_FLOW_M3_S
+        self.flow_lpm = flow * 60000
+        self.flow_pulses += self.flow_lpm * FLOW_HZ_PER_LPM * dt
         g_plate = G_PLATE_STILL_W_K + (G_PLATE_FLOW_W_K - G_PLATE_STILL_W_K) * frac ** 0.8
         # local coolant temperature rises along the path
         mdot_cp = flow * COOLANT_RHO * COOLANT_CP
@@ -144,8 +170,6 @@ class Pack:
         g_rad = G_RADIATOR_STILL_W_K + (G_RADIATOR_W_K - G_RADIATOR_STILL_W_K) * frac
         q_rad = g_rad * (self.coolant_c - self.ambient_c)
         self.coolant_c += (float(q_plate.sum()) - q_rad) * dt / COOLANT_J_PER_K
-        rpm = duty * PUMP_MAX_RPM
-        self.pump_rev += rpm / 60 * dt
         self.pump_energy_j += PUMP_MAX_W * self.pump_duty ** 3 * dt
 
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_tools import units
+from host_tools import injectors, units
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,7 +18,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 CHEMISTRIES = ("LFP", "NMC")
-FAULT_KINDS = ("charger_no_stop",)
+FAULT_KINDS = tuple(injectors.KINDS)
+ACTION_KINDS = ("enable_off", "enable_on")
 STEP_KINDS = ("charge", "rest", "discharge")
 EXPECT_KINDS = ("no_fault", "fault", "reaction", "max", "min", "step_end")
 SIGNALS = ("cell_mv_max", "cell_mv_min", "temp_max_c", "temp_min_c", "current_a", "soc_min", "soc_max")
@@ -146,6 +147,15 @@ class Step:
 class Fault:
     kind: str
     at_s: float
+    cell: int = 0
+    sensor: int = 0
+    value_ohm: float = 0.0
+
+
+@dataclass
+class Action:
+    kind: str
+    at_s: float
 
 
 @dataclass
@@ -177,6 +187,7 @@ class Scenario:
     profile: list[Step]
     faults: list[Fault]
     expects: list[Expect] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
 
     @property
     def duration_limit_s(self) -> float:
@@ -276,8 +287,22 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
     top.used.add("fault")
     for i, fr in enumerate(raw.get("fault", [])):
         fs = _Section(f"fault[{i}]", fr, cap)
-        faults.append(Fault(fs.choice("kind", FAULT_KINDS), fs.quantity("at", "time", None, 0, 30 * 86400)))
+        f = Fault(fs.choice("kind", FAULT_KINDS), fs.quantity("at", "time", None, 0, 30 * 86400))
+        if f.kind in injectors.CELL_KINDS:
+            f.cell = fs.integer("cell", None, 0, pack.cells - 1)
+        if f.kind in injectors.SENSOR_KINDS:
+            f.sensor = fs.integer("sensor", None, 0, pack.temps - 1)
+        if f.kind in ("load_short", "cell_internal_short") and fs.has("resistance"):
+            f.value_ohm = fs.quantity("resistance", "resistance", None, 1e-4, 100)
         fs.done()
+        faults.append(f)
+
+    actions = []
+    top.used.add("action")
+    for i, ar in enumerate(raw.get("action", [])):
+        acs = _Section(f"action[{i}]", ar, cap)
+        actions.append(Action(acs.choice("kind", ACTION_KINDS), acs.quantity("at", "time", None, 0, 30 * 86400)))
+        acs.done()
 
     expects = []
     top.used.add("expect")
@@ -307,7 +332,7 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         expects.append(e)
     top.done()
     return Scenario(path, name, description, seed, tick_s, clock_start_ms, pack, sensors, thermal,
-                    dict(firmware), profile, faults, expects)
+                    dict(firmware), profile, faults, expects, actions)
 
 
 def _describe(d) -> str:

@@ -22,7 +22,8 @@ import numpy as np
 
 from host_tools import frames
 from host_tools.firmware import BOARD_CONFIGS, FIRMWARE, micropython_binary
-from host_tools.plant import Pack, ntc_counts, TACH_PULSES_PER_REV
+from host_tools.injectors import Injectors
+from host_tools.plant import Pack, ntc_counts
 from host_tools.scenario import Scenario
 
 SEVERITY = {1: "warning", 2: "fault", 3: "critical"}
@@ -77,14 +78,17 @@ class Result:
     fault_events: list = field(default_factory=list)  # (t, name, "raised"/"cleared")
     contactor_events: list = field(default_factory=list)  # (t, state name)
     step_ends: list = field(default_factory=list)  # (step index, kind, t, by)
-    injections: list = field(default_factory=list)  # (t, kind)
+    injections: list = field(default_factory=list)  # (t, kind, cell, sensor)
+    actions: list = field(default_factory=list)  # (t, kind)
+    events: list = field(default_factory=list)  # (firmware ms, code, arg, value) from the event record
+    flow_lpm: list = field(default_factory=list)
     pump_energy_wh: float = 0.0
     balance_energy_wh: float = 0.0
     firmware_log: str = ""
     internal_error: bool = False
 
     def arrays(self):
-        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing"):
+        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm"):
             setattr(self, name, np.asarray(getattr(self, name)))
 
     @property
@@ -97,7 +101,14 @@ class Result:
 
 class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
-                 firmware_dir: Path | None = None, mp_args=()):
+                 firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
+                 linger_s: float = 1.0, cpu: int | None = None):
+        """stop_on_fault: end the run `linger_s` after this fault is first
+        raised (campaigns). cpu: the core for the lock-step pair (default:
+        chosen by pid)."""
+        self.stop_on_fault = stop_on_fault
+        self.linger_s = linger_s
+        self.cpu = cpu
         self.sc = sc
         self.kernels = kernels
         self.plot_every_s = plot_every_s
@@ -113,7 +124,7 @@ class Simulation:
         if hasattr(os, "sched_setaffinity"):
             saved = os.sched_getaffinity(0)
             cpus = sorted(saved)
-            os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})
+            os.sched_setaffinity(0, {cpus[(os.getpid() if self.cpu is None else self.cpu) % len(cpus)]})
         try:
             return self._run()
         finally:
@@ -134,7 +145,8 @@ class Simulation:
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
                     [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
-                     "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels],
+                     "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels,
+                     "--reset-cause", "wdt" if any(f.kind == "watchdog_reset" for f in sc.faults) else "power"],
                     cwd=str(self.firmware_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 try:
                     try:
@@ -186,8 +198,10 @@ class Simulation:
         n, m = sc.pack.cells, sc.pack.temps
         nf = len(hello["faults"])
         s_in = frames.sensor_struct(n, m)
-        s_out = frames.actuator_struct(n)
-        out_size = s_out.size
+        s_head = frames.ACT_HEAD
+        s_ev = frames.EVENT
+        out_size = frames.actuator_size(n)
+        bal_off = frames.ACT_FIXED
         pack = Pack(sc)
         rng = np.random.default_rng(sc.seed + 1)
         dt = sc.tick_s
@@ -198,7 +212,9 @@ class Simulation:
         noise_i = sc.sensors.current_noise_a
         decim = max(1, int(round((self.plot_every_s or max(1.0, sc.duration_limit_s / 4000)) / dt)))
         faults_pending = sorted(sc.faults, key=lambda f: f.at_s)
-        charger_no_stop = False
+        actions_pending = sorted(sc.actions, key=lambda a: a.at_s)
+        inj = Injectors()
+        enable = True
         prev_faults = [0] * nf
         prev_state = -1
         step_i = 0
@@ -211,30 +227,46 @@ class Simulation:
         wall0 = time.perf_counter()
         t = 0.0
         ccl_a = dcl_a = 0.0
+        stop_bit = hello["faults"].index(self.stop_on_fault) if self.stop_on_fault else -1
+        stop_at = None
         while step_i < len(profile):
+            if stop_at is not None and k * dt >= stop_at:
+                break
             t = k * dt
             while faults_pending and faults_pending[0].at_s <= t + 1e-9:
                 f = faults_pending.pop(0)
-                res.injections.append((t, f.kind))
-                if f.kind == "charger_no_stop":
-                    charger_no_stop = True
+                inj.inject(f, t, pack)
+                res.injections.append((t, f.kind, f.cell, f.sensor))
+            while actions_pending and actions_pending[0].at_s <= t + 1e-9:
+                a = actions_pending.pop(0)
+                enable = a.kind == "enable_on"
+                res.actions.append((t, a.kind))
+            inj.physics(t, pack)
             # -- sensors at time t ------------------------------------------
             v = pack.cell_v()
-            cells_raw = np.minimum(np.maximum(np.rint((v + noise_v * rng.standard_normal(n)) * 10000), 0), 65535).astype(int).tolist()
+            cells_raw = np.minimum(np.maximum(np.rint((v + noise_v * rng.standard_normal(n)) * 10000), 0), 65535).astype(int)
             t_sensed = np.append(pack.temp[sensor_idx] + noise_t * rng.standard_normal(m), (pack.coolant_in_c, pack.coolant_out_c))
-            traw = np.minimum(np.maximum(np.rint(ntc_counts(t_sensed)), 0), 4095).astype(int).tolist()
+            traw = np.minimum(np.maximum(np.rint(ntc_counts(t_sensed)), 0), 4095).astype(int)
+            if inj.active:
+                cells_raw = inj.cells(cells_raw)
+                traw[:m] = inj.temps(traw[:m])
+            cells_raw = cells_raw.tolist()
+            traw = traw.tolist()
             temps_raw, cool_raw = traw[:m], traw[m:]
             i_meas = pack.current_a + noise_i * rng.standard_normal()
             vp = float(v.sum())
-            frame = s_in.pack(frames.SENSOR_MAGIC, frames.VERSION, 0, k % frames.TICKS_PERIOD,
+            frame = s_in.pack(frames.SENSOR_MAGIC, frames.VERSION, inj.flags(), k % frames.TICKS_PERIOD,
                               (clock0 + k * tick_ms) % frames.TICKS_PERIOD, *cells_raw, *temps_raw,
                               int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
-                              cool_raw[0], cool_raw[1], int(pack.pump_rev * TACH_PULSES_PER_REV) & 0xFFFF,
-                              pack.outputs, 0)
+                              cool_raw[0], cool_raw[1], int(pack.flow_pulses) & 0xFFFF,
+                              (pack.physical & 7) | (frames.IN_ENABLE if enable else 0), 0)
             conn.sendall(frame)
             data = self._recv_exact(conn, out_size)
             (magic, _ver, flags, seq, outputs, cstate, duty, _heater, bal_count, ccl, dcl, _soc, _pad,
-             fbytes, bbytes) = s_out.unpack(data)
+             fbytes, n_ev, _p1, _p2) = s_head.unpack_from(data)
+            for j in range(n_ev):
+                res.events.append(s_ev.unpack_from(data, frames.EV_OFF + 4 + 12 * j))
+            bbytes = data[bal_off:]
             if magic != frames.ACT_MAGIC or seq != k % frames.TICKS_PERIOD:
                 raise FirmwareError(f"bad actuator frame at tick {k}: magic {magic:#x}, seq {seq}")
             if flags & 1:
@@ -253,6 +285,7 @@ class Simulation:
             res.ccl.append(ccl / 1000)
             res.dcl.append(dcl / 1000)
             res.balancing.append(bal_count)
+            res.flow_lpm.append(pack.flow_lpm)
             if k % decim == 0:
                 res.cell_t.append(t)
                 res.cell_v.append(v.copy())
@@ -265,11 +298,13 @@ class Simulation:
                     if bit != prev_faults[i]:
                         res.fault_events.append((t, hello["faults"][i], "raised" if bit else "cleared"))
                         prev_faults[i] = bit
+                        if i == stop_bit and bit and stop_at is None:
+                            stop_at = t + self.linger_s
             if cstate != prev_state:
                 res.contactor_events.append((t, CONTACTOR_STATES[cstate] if cstate < len(CONTACTOR_STATES) else str(cstate)))
                 prev_state = cstate
             # -- actuators for [t, t + dt) -------------------------------------
-            pack.outputs = outputs
+            pack.command(outputs)
             bal = int.from_bytes(bbytes, "little")
             pack.bleed = np.array([(bal >> i) & 1 for i in range(n)], dtype=bool) if bal else np.zeros(n, dtype=bool)
             pack.pump_duty = duty / 1000
@@ -284,14 +319,14 @@ class Simulation:
             elif step.kind == "charge":
                 if not closed:
                     i_set = 0.0
-                elif charger_no_stop:
+                elif inj.charger_no_stop:
                     i_set = step.current_a  # the charger ignores limits and CV
                 else:
                     i_set = max(0.0, min(step.current_a, ccl_a, pack.cv_current(step.cv_v * n)))
                 pack.current_a = i_set
                 if closed and i_set > step.termination_a:
                     step_ran = True
-                if step_ran and not charger_no_stop:
+                if step_ran and not inj.charger_no_stop:
                     step_low_s = step_low_s + dt if i_set <= step.termination_a else 0.0
                     if step_low_s >= 30.0:
                         ended = "firmware" if ccl_a <= 0 else "charger"
@@ -315,7 +350,9 @@ class Simulation:
                 step_ran = False
                 step_low_s = 0.0
                 if step_i < len(profile) and profile[step_i].kind != "charge":
-                    charger_no_stop = False  # the faulty charger is not connected in other steps
+                    inj.charger_no_stop = False  # the faulty charger is not connected in other steps
+            if pack.short_ohm and pack.closed():
+                pack.current_a = pack.short_current()  # the short takes over the bus
             pack.step(dt)
             k += 1
         res.wall_s = time.perf_counter() - wall0

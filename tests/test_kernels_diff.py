@@ -132,3 +132,18 @@ def test_crc_known_vectors(kernel_worker):
     assert same(kernel_worker, "crc8_smbus", [{"t": "b", "v": list(b"123456789")}, 0, 9])["ret"] == 0xF4
     assert same(kernel_worker, "pec15", [{"t": "b", "v": [0, 1]}, 0, 2])["ret"] == 0x3D6E
     assert same(kernel_worker, "pec15", [{"t": "b", "v": [0, 2]}, 0, 2])["ret"] == 0x2B0A
+
+
+@EXAMPLES
+@given(raw=cell_volts(), data=st.data(), dt=st.integers(0, 1000))
+def test_stuck_track(kernel_worker, raw, data, dt):
+    n = len(raw)
+    prev = data.draw(st.lists(st.sampled_from(raw or [0]) | st.integers(0, 65535), min_size=n, max_size=n))
+    acc = data.draw(st.lists(st.integers(0, 1048576), min_size=n, max_size=n))
+    same(kernel_worker, "stuck_track", [arr("H", raw), arr("H", prev), arr("i", acc), n, dt])
+
+
+@EXAMPLES
+@given(vals=cell_volts(), lo=st.integers(0, 65535), hi=st.integers(0, 65535))
+def test_count_outside(kernel_worker, vals, lo, hi):
+    same(kernel_worker, "count_outside", [arr("H", vals), len(vals), lo, hi])

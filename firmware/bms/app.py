@@ -1,7 +1,8 @@
 # The application: the state, the stages in pipeline order, and the HAL.
 # app.tick(now_ms) is a step function; whoever owns the clock calls it.
-from bms.state import State, EV_INTERNAL
+from bms.state import State, EV_INTERNAL, EV_BOOT
 from bms.measure import Measure
+from bms.diagnose import Diagnose
 from bms.protect import Protect
 from bms.limits import Limits
 from bms.balance import Balance
@@ -19,6 +20,7 @@ class App:
         self.protect = Protect(cfg)
         self.stages = (
             Measure(cfg, kernels),
+            Diagnose(cfg),
             self.protect,
             Limits(cfg),
             Balance(cfg, kernels),
@@ -26,6 +28,13 @@ class App:
             Contactor(cfg),
         )
         self.errors = 0
+
+    def boot(self, watchdog_reset):
+        # Reported at boot, before the contactors may close: WATCHDOG_RESET
+        # latches on the first tick and stays until cleared.
+        st = self.state
+        st.boot_wdt = 1 if watchdog_reset else 0
+        st.event(0, EV_BOOT, st.boot_wdt, 0)
 
     def tick(self, now_ms):
         st = self.state

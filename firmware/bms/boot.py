@@ -8,7 +8,7 @@ from bms.config import Config, ConfigError
 
 
 def _args(argv):
-    opts = {"config": None, "sim": None, "kernels": "viper"}
+    opts = {"config": None, "sim": None, "kernels": "viper", "reset-cause": "power"}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -16,7 +16,7 @@ def _args(argv):
             opts[a[2:]] = argv[i + 1]
             i += 2
         else:
-            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref]; got " + repr(a))
+            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt]; got " + repr(a))
     return opts
 
 
@@ -60,12 +60,17 @@ def main(argv):
     hal = SimHal(cfg, kernels, stream)
     from bms.app import App
     app = App(cfg, hal, kernels)
+    # The simulator says how the "board" was reset; a board asks machine.
+    app.boot(opts["reset-cause"] == "wdt")
     hal.hello(json.dumps({
         "version": VERSION,
         "cells": cfg.cells,
         "temps": cfg.temps,
         "faults": F.NAMES,
         "severity": [row[3] for row in F.TABLE],
+        "above": [row[2] for row in F.TABLE],
+        "units": [row[6] for row in F.TABLE],
+        "recover": list(cfg.fault_rec),
         "trip_delay_ms": list(cfg.fault_trip_ms),
         "trip": list(cfg.fault_trip),
         "signals": S.NAMES,

@@ -31,7 +31,12 @@ LFP = {
         "OT_CRIT": [600, 1000, 500, 10000],  # margin above [EVE]
         "UT_CHG": [0, 2000, 20, 5000],  # [EVE] no charging below 0 degC
         "UT_DSG": [-200, 2000, -180, 5000],  # [EVE] discharge min -20 degC
+        # 80 mV on the flat part of the curve is several % of SOC: a weak
+        # or self-discharging cell (margin).
+        "CELL_IMBALANCE": [80, 5000, 40, 10000],
     },
+    # Spread is only meaningful where LFP's OCV curve is flat (margin).
+    "imbalance_window_mv": [3000, 3400],
     # Current limits as C-rate x 1000 (per mille of the capacity per hour).
     "max_charge_cpm": 500,  # [EVE] standard charge 0.5C
     "max_discharge_cpm": 1000,  # [EVE] continuous 1C
@@ -57,12 +62,33 @@ NMC = {
         "OT_CRIT": [650, 1000, 550, 10000],  # margin above [SAM]
         "UT_CHG": [0, 2000, 20, 5000],  # [SAM] charge min 0 degC
         "UT_DSG": [-100, 2000, -80, 5000],  # [SAM] discharge min -10 degC
+        "CELL_IMBALANCE": [150, 5000, 80, 10000],  # margin
     },
+    "imbalance_window_mv": [3300, 4100],
     "max_charge_cpm": 500,
     "max_discharge_cpm": 1000,
     "ccl_taper_mv": [4100, 4180],
     "dcl_taper_mv": [3200, 3000],
     "balance_floor_mv": 3900,
+}
+
+# Chemistry-independent rows (this project's choices; units per row in
+# faults.TABLE: n = count or flag, ms, pm = per mille, dc = 0.1 degC).
+COMMON_FAULTS = {
+    "VOLTAGE_CHANNEL": [1, 500, 1, 5000],
+    "THERMISTOR": [1, 1000, 1, 5000],
+    # A 0.1 mV ADC with ~1 mV of noise never repeats a reading for 3 s.
+    "STUCK_READING": [3000, 0, 1000, 0],
+    "STALE_MEASUREMENT": [1000, 0, 100, 2000],
+    "COOLANT_OT": [450, 5000, 420, 10000],
+    "PUMP_NO_FLOW": [900, 3000, 500, 5000],
+    "COOLANT_FLOW_LOW": [400, 10000, 200, 10000],
+    # Contactor and auxiliary contact open within ~50 ms; 500 ms of closed
+    # feedback after an open command means welded tips.
+    "CONTACTOR_WELDED": [1, 500, 1, 2000],
+    "PRECHARGE_FAILED": [1, 0, 1, 0],
+    "INTERNAL_ERROR": [1, 0, 1, 0],
+    "WATCHDOG_RESET": [1, 0, 1, 0],
 }
 
 PRESETS = {"LFP": LFP, "NMC": NMC}

@@ -6,7 +6,7 @@
 # Floats appear only here (the NTC table), never in the tick.
 from array import array
 from bms import faults as F
-from bms.chemistry import PRESETS
+from bms.chemistry import PRESETS, COMMON_FAULTS
 
 MAX_CELLS = 256
 MAX_TEMPS = 64
@@ -52,11 +52,14 @@ INT_KEYS = {
     "ntc_beta_k": (1000, 10000, "thermistor beta"),
     "ntc_pullup_ohm": (100, 1000000, "thermistor divider resistor"),
     "adc_max": (255, 65535, "thermistor ADC full scale"),
-    "tach_pulses_per_rev": (1, 16, "pump tachometer pulses per revolution"),
+    "flow_hz_full": (1, 10000, "flow meter frequency at full pump duty"),
+    "flow_spinup_ms": (0, 60000, "time the pump takes to reach its flow"),
+    "therm_short_raw": (0, 65535, "thermistor reads shorted at or below"),
+    "therm_open_raw": (0, 65535, "thermistor reads open at or above"),
 }
-BOOL_KEYS = ("balance_no_neighbours", "auto_close")
+BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input")
 STR_KEYS = {"chemistry": tuple(PRESETS), "hal": ("sim",), "board": None, "name": None}
-PAIR_KEYS = ("ccl_taper_mv", "dcl_taper_mv")
+PAIR_KEYS = ("ccl_taper_mv", "dcl_taper_mv", "imbalance_window_mv", "cell_valid_mv")
 LIST_KEYS = ("cell_gain_q16", "cell_offset_mv")
 
 DEFAULTS = {
@@ -87,7 +90,18 @@ DEFAULTS = {
     "ntc_beta_k": 3435,
     "ntc_pullup_ohm": 10000,
     "adc_max": 4095,
-    "tach_pulses_per_rev": 2,
+    # Hall flow meter in the coolant loop (YF-S201 class, ~7.5 Hz per L/min
+    # as commonly published) and a 10 L/min pump at full duty.
+    "flow_hz_full": 75,
+    "flow_spinup_ms": 3000,
+    "therm_short_raw": 20,
+    "therm_open_raw": 4075,
+    # A cell channel outside this window is an open sense wire or a dead
+    # channel, not a cell voltage.
+    "cell_valid_mv": [500, 5000],
+    # The contactors close only while the enable input (key switch, E-stop
+    # chain) is on; boards without one set this to false.
+    "enable_input": True,
 }
 
 
@@ -139,7 +153,7 @@ class Config:
                 setattr(self, k, v)
             elif k in PAIR_KEYS:
                 if not isinstance(v, (list, tuple)) or len(v) != 2:
-                    _err(k, "expected [start_mv, zero_mv], got " + repr(v))
+                    _err(k, "expected two values in mV, got " + repr(v))
                 setattr(self, k, (_int(k + "[0]", v[0], 0, 5000, "mV"), _int(k + "[1]", v[1], 0, 5000, "mV")))
             elif k in LIST_KEYS:
                 pass  # checked below, once the cell count is known
@@ -162,6 +176,12 @@ class Config:
             self.max_discharge_ma = _int("max_discharge_ma", cap * self.max_discharge_cpm // 1000, 0, 1000000, "discharge current limit from max_discharge_cpm")
 
     def _check_order(self):
+        for k in ("imbalance_window_mv", "cell_valid_mv"):
+            lo, hi = getattr(self, k)
+            if not lo < hi:
+                _err(k, "expected [low_mv, high_mv] with low < high, got " + repr([lo, hi]))
+        if not self.therm_short_raw < self.therm_open_raw <= self.adc_max:
+            _err("therm_open_raw", "expected therm_short_raw < therm_open_raw <= adc_max")
         s, z = self.ccl_taper_mv
         if not z > s or z - s > 1000:
             _err("ccl_taper_mv", "zero point must be 1..1000 mV above the start, got " + repr(self.ccl_taper_mv))
@@ -206,7 +226,7 @@ class Config:
         for i in range(nf):
             row = F.TABLE[i]
             name, unit = row[0], row[6]
-            v = user.get(name, preset.get(name, cur.get(name)))
+            v = user.get(name, preset.get(name, COMMON_FAULTS.get(name, cur.get(name))))
             key = "faults." + name
             if not isinstance(v, (list, tuple)) or len(v) != 4:
                 _err(key, "expected [trip_%s, trip_delay_ms, recover_%s, recover_delay_ms], got %r" % (unit, unit, v))
@@ -215,7 +235,8 @@ class Config:
             tms = _int(key + ".trip_delay_ms", v[1], 0, 600000, "ms")
             rec = _int(key + ".recover_" + unit, v[2], -lim, lim, "threshold in " + unit)
             rms = _int(key + ".recover_delay_ms", v[3], 0, 3600000, "ms")
-            if row[2] == F.ABOVE and not rec < trip:
+            # Flags and counts recover when they drop below the trip value.
+            if row[2] == F.ABOVE and not (rec < trip or (unit == "n" and rec == trip)):
                 _err(key + ".recover_" + unit, "%d must be below the trip threshold %d (hysteresis)" % (rec, trip))
             if row[2] == F.BELOW and not rec > trip:
                 _err(key + ".recover_" + unit, "%d must be above the trip threshold %d (hysteresis)" % (rec, trip))
@@ -227,7 +248,7 @@ class Config:
         # its critical level.
         for chain in (("CELL_OV_WARN", "CELL_OV", "CELL_OV_CRIT"), ("CELL_UV_WARN", "CELL_UV", "CELL_UV_CRIT"),
                       ("OT_WARN", "OT_CHG", "OT_CRIT"), ("OT_WARN", "OT_DSG", "OT_CRIT"),
-                      ("OC_DSG", "SHORT_CIRCUIT")):
+                      ("OC_DSG", "SHORT_CIRCUIT"), ("COOLANT_FLOW_LOW", "PUMP_NO_FLOW")):
             for a, b in zip(chain, chain[1:]):
                 ia, ib = F.index(a), F.index(b)
                 above = F.TABLE[ia][2] == F.ABOVE
@@ -244,6 +265,8 @@ class Config:
             "OC_CHG": [c * 3 // 2 + 1000, 2000, c + 1000, 5000],
             "OC_DSG": [d * 3 // 2 + 1000, 2000, d + 1000, 5000],
             "SHORT_CIRCUIT": [d * 5 + 1000, 0, d + 1000, 1000],
+            # noise of n cell readings plus the pack sensor's quantisation
+            "SUM_MISMATCH": [30 * self.cells + 500, 1000, 15 * self.cells + 250, 5000],
         }
 
     def _ntc_table(self):

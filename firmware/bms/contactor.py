@@ -3,7 +3,7 @@
 import time
 from micropython import const
 from bms import signals as S
-from bms.state import OUT_NEG, OUT_PRE, OUT_POS, EV_CONTACTOR
+from bms.state import OUT_NEG, OUT_PRE, OUT_POS, IN_ENABLE, EV_CONTACTOR
 
 OPEN = const(0)
 PRECHARGE = const(1)
@@ -23,6 +23,7 @@ class Contactor:
         self.since = 0
         self.tries = 0
         self.request = cfg.auto_close
+        self.need_enable = cfg.enable_input
 
     def _go(self, st, state, now_ms):
         st.contactor_state = state
@@ -31,7 +32,8 @@ class Contactor:
 
     def tick(self, st, now_ms):
         s = st.contactor_state
-        if st.open_req or not self.request:
+        enabled = self.request and (st.inputs & IN_ENABLE or not self.need_enable)
+        if st.open_req or not enabled:
             if s != OPEN and s != LOCKED:
                 self._go(st, OPEN, now_ms)
                 self.tries = 0

@@ -20,23 +20,39 @@ DERATE_DSG = const(16)  # warnings: halve the discharge limit
 ABOVE = const(1)
 BELOW = const(0)
 
-# name, signal, sense, severity, actions, latching, threshold unit
+# Rows: name, signal, sense, severity, actions, latching, threshold unit,
+# measured (1: evaluated only on a fresh, complete scan; the debounce of a
+# measured fault holds still while the front end is silent).
+M = const(1)
 TABLE = (
-    ("CELL_OV_WARN", S.CELL_MAX_MV, ABOVE, WARNING, DERATE_CHG, False, "mv"),
-    ("CELL_OV", S.CELL_MAX_MV, ABOVE, FAULT, BLOCK_CHG, False, "mv"),
-    ("CELL_OV_CRIT", S.CELL_MAX_MV, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv"),
-    ("CELL_UV_WARN", S.CELL_MIN_MV, BELOW, WARNING, DERATE_DSG, False, "mv"),
-    ("CELL_UV", S.CELL_MIN_MV, BELOW, FAULT, BLOCK_DSG, False, "mv"),
-    ("CELL_UV_CRIT", S.CELL_MIN_MV, BELOW, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv"),
-    ("OT_WARN", S.TEMP_MAX_DC, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "dc"),
-    ("OT_CHG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_CHG, False, "dc"),
-    ("OT_DSG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_DSG, False, "dc"),
-    ("OT_CRIT", S.TEMP_MAX_DC, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "dc"),
-    ("UT_CHG", S.TEMP_MIN_DC, BELOW, FAULT, BLOCK_CHG, False, "dc"),
-    ("UT_DSG", S.TEMP_MIN_DC, BELOW, FAULT, BLOCK_DSG, False, "dc"),
-    ("OC_CHG", S.CHARGE_MA, ABOVE, CRITICAL, OPEN | BLOCK_CHG, False, "ma"),
-    ("OC_DSG", S.DISCHARGE_MA, ABOVE, CRITICAL, OPEN | BLOCK_DSG, False, "ma"),
-    ("SHORT_CIRCUIT", S.DISCHARGE_MA, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "ma"),
+    ("CELL_OV_WARN", S.CELL_MAX_MV, ABOVE, WARNING, DERATE_CHG, False, "mv", M),
+    ("CELL_OV", S.CELL_MAX_MV, ABOVE, FAULT, BLOCK_CHG, False, "mv", M),
+    ("CELL_OV_CRIT", S.CELL_MAX_MV, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv", M),
+    ("CELL_UV_WARN", S.CELL_MIN_MV, BELOW, WARNING, DERATE_DSG, False, "mv", M),
+    ("CELL_UV", S.CELL_MIN_MV, BELOW, FAULT, BLOCK_DSG, False, "mv", M),
+    ("CELL_UV_CRIT", S.CELL_MIN_MV, BELOW, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv", M),
+    ("OT_WARN", S.TEMP_MAX_DC, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "dc", M),
+    ("OT_CHG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_CHG, False, "dc", M),
+    ("OT_DSG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_DSG, False, "dc", M),
+    ("OT_CRIT", S.TEMP_MAX_DC, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "dc", M),
+    ("UT_CHG", S.TEMP_MIN_DC, BELOW, FAULT, BLOCK_CHG, False, "dc", M),
+    ("UT_DSG", S.TEMP_MIN_DC, BELOW, FAULT, BLOCK_DSG, False, "dc", M),
+    ("OC_CHG", S.CHARGE_MA, ABOVE, CRITICAL, OPEN | BLOCK_CHG, False, "ma", M),
+    ("OC_DSG", S.DISCHARGE_MA, ABOVE, CRITICAL, OPEN | BLOCK_DSG, False, "ma", M),
+    ("SHORT_CIRCUIT", S.DISCHARGE_MA, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "ma", M),
+    ("CELL_IMBALANCE", S.SPREAD_PLATEAU_MV, ABOVE, FAULT, BLOCK_CHG, True, "mv", M),
+    ("SUM_MISMATCH", S.SUM_MISMATCH_MV, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, False, "mv", M),
+    ("VOLTAGE_CHANNEL", S.BAD_CELL_CH, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", M),
+    ("THERMISTOR", S.BAD_THERM, ABOVE, FAULT, BLOCK_CHG | BLOCK_DSG, False, "n", M),
+    ("STUCK_READING", S.STUCK_MS, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "ms", M),
+    ("STALE_MEASUREMENT", S.STALE_MS, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, False, "ms", 0),
+    ("COOLANT_OT", S.COOLANT_OUT_DC, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "dc", M),
+    ("PUMP_NO_FLOW", S.FLOW_DEFICIT_PM, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "pm", M),
+    ("COOLANT_FLOW_LOW", S.FLOW_DEFICIT_PM, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "pm", M),
+    ("CONTACTOR_WELDED", S.WELDED, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
+    ("PRECHARGE_FAILED", S.PRECHARGE_LOCKED, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
+    ("INTERNAL_ERROR", S.INTERNAL, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
+    ("WATCHDOG_RESET", S.WDT_BOOT, ABOVE, WARNING, 0, True, "n", 0),
 )
 
 N_FAULTS = len(TABLE)

@@ -290,3 +290,42 @@ def pec15(buf, off: int, n: int) -> int:
         rem &= 0x7FFF
         i += 1
     return (rem << 1) & 0xFFFF
+
+
+@micropython.viper
+def stuck_track(raw, prev, acc, n: int, dt: int) -> int:
+    # For each channel: acc[i] = ms the raw reading has stayed exactly the
+    # same (capped at 2**20), prev[i] = the reading. Returns the largest acc.
+    pr = ptr16(raw)
+    pp = ptr16(prev)
+    pa = ptr32(acc)
+    top = 0
+    i = 0
+    while i < n:
+        v = pr[i]
+        if v == pp[i]:
+            a = pa[i] + dt
+            if a > 1048576:
+                a = 1048576
+        else:
+            a = 0
+            pp[i] = v
+        pa[i] = a
+        if a > top:
+            top = a
+        i += 1
+    return top
+
+
+@micropython.viper
+def count_outside(vals, n: int, lo: int, hi: int) -> int:
+    # Number of values below lo or above hi.
+    p = ptr16(vals)
+    c = 0
+    i = 0
+    while i < n:
+        v = p[i]
+        if v < lo or v > hi:
+            c += 1
+        i += 1
+    return c

@@ -138,3 +138,26 @@ def pec15(buf, off, n):
                 rem ^= 0x4599
         rem &= 0x7FFF
     return (rem << 1) & 0xFFFF
+
+
+def stuck_track(raw, prev, acc, n, dt):
+    top = 0
+    for i in range(n):
+        v = raw[i]
+        if v == prev[i]:
+            a = min(acc[i] + dt, 1048576)
+        else:
+            a = 0
+            prev[i] = v
+        acc[i] = a
+        if a > top:
+            top = a
+    return top
+
+
+def count_outside(vals, n, lo, hi):
+    c = 0
+    for i in range(n):
+        if vals[i] < lo or vals[i] > hi:
+            c += 1
+    return c

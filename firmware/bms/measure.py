@@ -1,6 +1,11 @@
-# Raw readings to engineering units and the scalar signals of the tick.
+# Raw readings to engineering units and the scalar signals of the tick,
+# with the channel-level diagnosis that needs the raw values: channels out
+# of range, thermistors open or shorted (left out of the min/max), channels
+# stuck at one reading, and how long the front end has been silent.
 import time
 from bms import signals as S
+
+STALE_CAP_MS = 1 << 24  # keeps the stale counter a small int
 
 
 class Measure:
@@ -15,8 +20,10 @@ class Measure:
         self.cur_off = cfg.current_offset_ma
         self.pack_gain = cfg.pack_gain_q8
         self.bus_gain = cfg.bus_gain_q8
-        self.ppr = cfg.tach_pulses_per_rev
-        self.last_tach = -1
+        self.cell_lo, self.cell_hi = cfg.cell_valid_mv
+        self.t_short = cfg.therm_short_raw
+        self.t_open = cfg.therm_open_raw
+        self.last_flow = -1
         self.last_ms = 0
         self.started = False
 
@@ -34,11 +41,14 @@ class Measure:
         st.now_ms = now_ms
         st.dt_ms = dt
         st.ticks += 1
+        sig = st.sig
         if not st.fresh:
+            s = sig[S.STALE_MS] + dt
+            sig[S.STALE_MS] = s if s < STALE_CAP_MS else STALE_CAP_MS
             return
+        sig[S.STALE_MS] = 0
         k = self.k
         n = st.n_cells
-        sig = st.sig
         mm = st.scratch
         k.scale_cells(st.raw_cells, self.gain, self.off, st.cell_mv, n)
         total = k.minmax_sum(st.cell_mv, n, mm)
@@ -48,17 +58,30 @@ class Measure:
         sig[S.CELL_MAX_IDX] = mm[3]
         sig[S.CELL_SUM_MV] = total
         sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
+        sig[S.BAD_CELL_CH] = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
+        sig[S.STUCK_MS] = k.stuck_track(st.raw_cells, st.prev_raw, st.stuck_acc, n, dt)
         k.ntc_interp(st.raw_temps, st.n_temps, self.ntc_raw, self.ntc_dc, self.ntc_n, st.temp_dc)
+        # Open or shorted thermistors read as extreme temperatures: count
+        # them and keep them out of the min/max (THERMISTOR reports them).
         t = st.temp_dc
-        lo = hi = t[0]
-        for i in range(1, st.n_temps):
+        raw = st.raw_temps
+        lo = 32767
+        hi = -32768
+        bad = 0
+        for i in range(st.n_temps):
+            r = raw[i]
+            if r <= self.t_short or r >= self.t_open:
+                bad += 1
+                continue
             v = t[i]
             if v < lo:
                 lo = v
             if v > hi:
                 hi = v
-        sig[S.TEMP_MAX_DC] = hi
-        sig[S.TEMP_MIN_DC] = lo
+        if bad < st.n_temps:
+            sig[S.TEMP_MAX_DC] = hi
+            sig[S.TEMP_MIN_DC] = lo
+        sig[S.BAD_THERM] = bad
         k.ntc_interp(st.raw_cool, 2, self.ntc_raw, self.ntc_dc, self.ntc_n, st.cool_dc)
         sig[S.COOLANT_IN_DC] = st.cool_dc[0]
         sig[S.COOLANT_OUT_DC] = st.cool_dc[1]
@@ -68,8 +91,8 @@ class Measure:
         sig[S.DISCHARGE_MA] = -ma if ma < 0 else 0
         sig[S.PACK_MV] = (st.raw_pack * self.pack_gain) >> 8
         sig[S.BUS_MV] = (st.raw_bus * self.bus_gain) >> 8
-        tach = st.raw_tach
-        if self.last_tach >= 0 and dt > 0:
-            sig[S.PUMP_TACH_HZ] = (((tach - self.last_tach) & 0xFFFF) * 1000) // dt
-        self.last_tach = tach
+        pulses = st.raw_tach
+        if self.last_flow >= 0 and dt > 0:
+            sig[S.FLOW_HZ] = (((pulses - self.last_flow) & 0xFFFF) * 1000) // dt
+        self.last_flow = pulses
         st.valid_scans += 1

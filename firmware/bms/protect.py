@@ -13,14 +13,17 @@ class Protect:
         self.sev = bytearray([row[3] for row in F.TABLE])
         self.act = bytearray([row[4] for row in F.TABLE])
         self.latch = bytearray([1 if row[5] else 0 for row in F.TABLE])
+        self.measured = bytearray([row[7] for row in F.TABLE])
         self.trip = cfg.fault_trip
         self.trip_ms = cfg.fault_trip_ms
         self.rec = cfg.fault_rec
         self.rec_ms = cfg.fault_rec_ms
 
     def tick(self, st, now_ms):
-        if st.valid_scans == 0:
-            return  # nothing measured yet: the contactors stay open anyway
+        # Faults on measurements are judged only on a fresh, complete scan:
+        # before the first one and while the front end is silent their
+        # debounce holds (STALE_MEASUREMENT covers the silence).
+        judge = st.fresh and st.valid_scans > 0
         sig = st.sig
         active = st.fault_active
         gone = st.fault_cause_gone
@@ -31,9 +34,12 @@ class Protect:
         rec = self.rec
         warn = bchg = bdsg = opn = count = 0
         dchg = ddsg = 0
+        measured = self.measured
         for i in range(self.n):
             v = sig[self.sig_idx[i]]
-            if not active[i]:
+            if measured[i] and not judge:
+                pass
+            elif not active[i]:
                 hit = v >= trip[i] if above[i] else v <= trip[i]
                 if hit:
                     a = 0 if acc[i] < 0 else acc[i] + dt

@@ -17,12 +17,27 @@ PACK_MV = const(11)  # pack voltage sensor (battery side of the contactors)
 BUS_MV = const(12)  # load side of the contactors
 COOLANT_IN_DC = const(13)
 COOLANT_OUT_DC = const(14)
-PUMP_TACH_HZ = const(15)  # pulses per second from the pump tachometer
-N_SIGNALS = const(16)
+FLOW_HZ = const(15)  # coolant flow meter pulses per second
+# diagnosis (measure and diagnose stages)
+BAD_CELL_CH = const(16)  # cell channels out of range (open sense wire, dead ADC)
+BAD_THERM = const(17)  # thermistors open or shorted
+STUCK_MS = const(18)  # longest time any cell channel has read exactly the same
+STALE_MS = const(19)  # time since the last complete scan
+SPREAD_PLATEAU_MV = const(20)  # cell spread, only where the OCV curve is flat
+SUM_MISMATCH_MV = const(21)  # |sum of cells - pack voltage sensor|
+FLOW_DEFICIT_PM = const(22)  # coolant flow missing for the commanded duty, per mille
+WELDED = const(23)  # 1: contactor feedback closed although commanded open
+PRECHARGE_LOCKED = const(24)  # 1: precharge failed on every try
+INTERNAL = const(25)  # 1: an exception was caught in the tick
+WDT_BOOT = const(26)  # 1: the last reset was the watchdog
+N_SIGNALS = const(27)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
     "cell_sum_mv", "cell_spread_mv", "temp_max_dc", "temp_min_dc",
     "current_ma", "charge_ma", "discharge_ma", "pack_mv", "bus_mv",
-    "coolant_in_dc", "coolant_out_dc", "pump_tach_hz",
+    "coolant_in_dc", "coolant_out_dc", "flow_hz",
+    "bad_cell_ch", "bad_therm", "stuck_ms", "stale_ms", "spread_plateau_mv",
+    "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
+    "internal", "wdt_boot",
 )

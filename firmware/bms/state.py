@@ -9,6 +9,7 @@ from bms.faults import N_FAULTS
 OUT_NEG = const(1)
 OUT_PRE = const(2)
 OUT_POS = const(4)
+IN_ENABLE = const(8)  # enable input (key switch / E-stop chain) is on
 
 # Event log codes (ring in State.events: now_ms, code, arg, value).
 EV_FAULT_SET = const(1)
@@ -31,7 +32,7 @@ class State:
         self.raw_pack = 0
         self.raw_bus = 0
         self.raw_tach = 0
-        self.inputs = 0  # contactor feedback bits, same layout as OUT_*
+        self.inputs = 0  # contactor feedback bits (OUT_* layout) and IN_ENABLE
         self.fresh = 0  # 1 when the HAL delivered a new, complete scan
         # measure -> everything else.
         self.cell_mv = array("H", [0] * n_cells)
@@ -39,6 +40,9 @@ class State:
         self.cool_dc = array("h", [0, 0])
         self.sig = array("i", [0] * S.N_SIGNALS)
         self.scratch = array("i", [0] * 4)
+        self.prev_raw = array("H", [0] * n_cells)  # stuck-reading tracking
+        self.stuck_acc = array("i", [0] * n_cells)
+        self.boot_wdt = 0  # set at boot when the last reset was the watchdog
         self.valid_scans = 0
         self.now_ms = 0
         self.dt_ms = 0
@@ -73,6 +77,7 @@ class State:
         self.events = array("i", [0] * (4 * EVENTS))
         self.ev_head = 0
         self.ev_count = 0
+        self.ev_total = 0  # events ever recorded (telemetry sends the new ones)
 
     def event(self, now_ms, code, arg, value):
         i = self.ev_head * 4
@@ -84,6 +89,7 @@ class State:
         self.ev_head = (self.ev_head + 1) % EVENTS
         if self.ev_count < EVENTS:
             self.ev_count += 1
+        self.ev_total = (self.ev_total + 1) & 0x3FFFFFFF
 
     def safe_outputs(self):
         # Contactors open, balancing off, pump and heater off.

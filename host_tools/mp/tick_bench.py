@@ -110,6 +110,7 @@ def build_frames(size):
         buf[p + 15] = 0x08
         buf[p + 16] = (f * 7) & 0xFF
         buf[p + 17] = 0
+        buf[p + 18] = 8  # enable input on, contactor feedback open
     return buf
 
 

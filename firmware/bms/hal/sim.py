@@ -3,26 +3,34 @@
 #
 # Wire format (little-endian), shared with host_tools/frames.py:
 # sensor frame  (host -> firmware), 12 + 2*cells + 2*temps + 20 bytes:
-#   u16 magic 0xB5A1, u8 version, u8 flags, u32 seq, u32 now_ms (< 2**30),
+#   u16 magic 0xB5A1, u8 version, u8 flags (1 = front end silent: only the
+#   inputs byte is valid; 2 = raise an exception in this tick, a test hook),
+#   u32 seq, u32 now_ms (< 2**30),
 #   u16 cell[cells] (0.1 mV counts), u16 temp[temps] (NTC ADC counts),
 #   i32 current (10 mA counts, + = charge), u32 pack (10 mV counts),
 #   u32 bus (10 mV counts), u16 coolant_in, u16 coolant_out (NTC counts),
-#   u16 tach (pulse counter), u8 inputs (contactor feedback), u8 pad
-# actuator frame (firmware -> host), 34 + ceil(cells/8) bytes:
+#   u16 flow (pulse counter), u8 inputs (contactor feedback bits 0..2,
+#   enable input bit 3), u8 pad
+# actuator frame (firmware -> host), 134 + ceil(cells/8) bytes:
 #   u16 magic 0xB5A2, u8 version, u8 flags (1 = internal error),
 #   u32 seq (echo), u8 outputs, u8 contactor state, u16 pump duty (per mille),
 #   u8 heater, u8 balance count, i32 ccl_ma, i32 dcl_ma, i16 soc (0.01 %),
-#   u16 pad, u8 faults[8] (bit per fault-table row), u8 balance[ceil(cells/8)]
+#   u16 pad, u8 faults[8] (bit per fault-table row),
+#   u8 new events (0..8), u8 pad, u16 pad, 8 x event (i32 now_ms, u16 code,
+#   u16 arg, i32 value), u8 balance[ceil(cells/8)]
 import socket
 from micropython import const
 from bms.faults import N_FAULTS
+from bms.state import EVENTS
 
 SENSOR_MAGIC = const(0xB5A1)
 ACT_MAGIC = const(0xB5A2)
 VERSION = const(1)
 FAULT_BYTES = const(8)
 HDR = const(12)
-ACT_FIXED = const(34)
+EV_OFF = const(34)
+EV_SLOTS = const(8)
+ACT_FIXED = const(134)
 
 
 def _u16(b, o):
@@ -80,6 +88,7 @@ class SimHal:
         self.tx = bytearray(ACT_FIXED + (self.n + 7) // 8)
         self.seq = 0
         self.now_ms = 0
+        self.ev_sent = 0
         self.sock = stream
         if N_FAULTS > 8 * FAULT_BYTES:
             raise ValueError("fault table larger than the frame's fault field")
@@ -112,6 +121,14 @@ class SimHal:
 
     def read(self, st):
         rx = self.rx
+        flags = rx[3]
+        o = HDR + 2 * self.n + 2 * self.m
+        st.inputs = rx[o + 18]
+        if flags & 2:
+            raise RuntimeError("fault injection: exception in the tick")
+        if flags & 1:
+            st.fresh = 0  # front end silent this tick
+            return
         n = self.n
         m = self.m
         k = self.k
@@ -124,7 +141,6 @@ class SimHal:
         st.raw_bus = _i32(rx, o + 8)
         k.unpack_u16(rx, o + 12, st.raw_cool, 2)
         st.raw_tach = _u16(rx, o + 16)
-        st.inputs = rx[o + 18]
         st.fresh = 1
 
     def write(self, st):
@@ -143,8 +159,31 @@ class SimHal:
         _put16(tx, 22, st.soc_cpct)
         _put16(tx, 24, 0)
         self.k.pack_bits(st.fault_active, N_FAULTS, tx, 26)
+        self._events(st, tx)
         self.k.pack_bits(st.balance_mask, self.n, tx, ACT_FIXED)
         self.sock.write(tx)
+
+    def _events(self, st, tx):
+        # The events recorded since the last frame, oldest first, at most
+        # EV_SLOTS per frame (the rest follow in the next frames).
+        new = (st.ev_total - self.ev_sent) & 0x3FFFFFFF
+        if new > EVENTS:
+            self.ev_sent = (st.ev_total - EVENTS) & 0x3FFFFFFF  # overwritten in the ring
+            new = EVENTS
+        k = new if new < EV_SLOTS else EV_SLOTS
+        tx[EV_OFF] = k
+        ev = st.events
+        i = (st.ev_head - new) % EVENTS
+        o = EV_OFF + 4
+        for _ in range(k):
+            j = i * 4
+            _put32(tx, o, ev[j])
+            _put16(tx, o + 4, ev[j + 1])
+            _put16(tx, o + 6, ev[j + 2])
+            _put32(tx, o + 8, ev[j + 3])
+            o += 12
+            i = (i + 1) % EVENTS
+        self.ev_sent = (self.ev_sent + k) & 0x3FFFFFFF
 
     def safe(self):
         pass  # outputs go out in the next write(), which always follows

@@ -1,0 +1,106 @@
+"""Fault injectors: one per fault class, acting on the plant's physics or
+on what its sensors report. A scenario's [[fault]] entries name them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+# kind -> what it does (the docs for scenario authors)
+KINDS = {
+    "charger_no_stop": "the charger ignores the BMS limits, its CV setpoint and its termination",
+    "load_short": "a short across the DC bus (value_ohm, default 0.01 ohm) while the contactors are closed",
+    "cell_internal_short": "a soft internal short in cell `cell` (value_ohm, default 0.05 ohm): fast self-discharge and heat",
+    "open_sense_wire": "the sense wire above cell `cell` opens: that channel reads 0 V and the next one the sum of both",
+    "thermistor_open": "thermistor `sensor` opens (reads full scale)",
+    "thermistor_short": "thermistor `sensor` shorts (reads zero)",
+    "stuck_adc": "cell channel `cell` freezes at its present reading",
+    "frontend_comm_lost": "the front end stops answering: frames carry no measurements",
+    "pump_seized": "the coolant pump stops turning: no flow whatever the duty",
+    "coolant_leak": "coolant leaks: flow falls to 25 % over 120 s",
+    "contactor_welded": "the main contactors' tips weld: they stay closed when commanded open",
+    "precharge_resistor_open": "the precharge resistor is open: the bus never charges",
+    "internal_error": "an exception is raised inside one firmware tick (sim HAL test hook)",
+    "watchdog_reset": "the firmware boots after a watchdog reset",
+}
+CELL_KINDS = ("cell_internal_short", "open_sense_wire", "stuck_adc")
+SENSOR_KINDS = ("thermistor_open", "thermistor_short")
+
+FLAG_NO_DATA = 1
+FLAG_RAISE = 2
+
+
+@dataclass
+class Active:
+    kind: str
+    t: float
+    cell: int = 0
+    sensor: int = 0
+    value: float = 0.0
+    frozen: int = -1
+
+
+class Injectors:
+    def __init__(self):
+        self.active: list[Active] = []
+        self.charger_no_stop = False
+        self.no_data = False
+        self.raise_once = False
+        self.leak_t0: float | None = None
+
+    def inject(self, f, t: float, pack):
+        a = Active(f.kind, t, f.cell, f.sensor, f.value_ohm)
+        self.active.append(a)
+        k = f.kind
+        if k == "charger_no_stop":
+            self.charger_no_stop = True
+        elif k == "load_short":
+            pack.short_ohm = f.value_ohm or 0.01
+        elif k == "cell_internal_short":
+            pack.internal_short_ohm[f.cell] = f.value_ohm or 0.05
+        elif k == "frontend_comm_lost":
+            self.no_data = True
+        elif k == "pump_seized":
+            pack.flow_factor = 0.0
+        elif k == "coolant_leak":
+            self.leak_t0 = t
+        elif k == "contactor_welded":
+            pack.welded = True
+        elif k == "precharge_resistor_open":
+            pack.precharge_open = True
+        elif k == "internal_error":
+            self.raise_once = True
+        return a
+
+    def physics(self, t: float, pack):
+        if self.leak_t0 is not None and pack.flow_factor > 0:
+            pack.flow_factor = max(0.25, 1.0 - 0.75 * (t - self.leak_t0) / 120.0)
+
+    def cells(self, raw: np.ndarray) -> np.ndarray:
+        for a in self.active:
+            if a.kind == "open_sense_wire":
+                n = len(raw)
+                other = a.cell + 1 if a.cell + 1 < n else a.cell - 1
+                raw[other] = min(65535, int(raw[a.cell]) + int(raw[other]))
+                raw[a.cell] = 0
+            elif a.kind == "stuck_adc":
+                if a.frozen < 0:
+                    a.frozen = int(raw[a.cell])
+                raw[a.cell] = a.frozen
+        return raw
+
+    def temps(self, raw: np.ndarray, full: int = 4095) -> np.ndarray:
+        for a in self.active:
+            if a.kind == "thermistor_open":
+                raw[a.sensor] = full
+            elif a.kind == "thermistor_short":
+                raw[a.sensor] = 0
+        return raw
+
+    def flags(self) -> int:
+        f = FLAG_NO_DATA if self.no_data else 0
+        if self.raise_once:
+            f |= FLAG_RAISE
+            self.raise_once = False
+        return f
