@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench clean distclean
+.PHONY: setup sim test bench campaign clean distclean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ test: setup
 
 bench: setup
 	$(BIN)/bmsctl bench
+
+# The full fault-injection campaign (>= 2,000 injections, 50 nominal runs);
+# `make test` runs a short one.
+campaign: setup
+	$(BIN)/bmsctl campaign --repeats 9 --nominal 50 --csv $(OUT)/campaign.csv
 
 clean:
 	rm -rf $(OUT) .pytest_cache build

@@ -44,6 +44,12 @@ def cmd_bench(args) -> int:
     return bench.main(quick=args.quick)
 
 
+def cmd_campaign(args) -> int:
+    from host_tools import campaign
+
+    return campaign.main(args.repeats, args.nominal, Path(args.csv), args.jobs, args.seed)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bmsctl", description="Host tools for the MicroPython BMS")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -56,6 +62,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("bench", help="firmware speed and memory on the unix port, simulator speed")
     p.add_argument("--quick", action="store_true", help="fewer cell counts and a shorter simulation")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("campaign", help="fault injection x location x operating state, plus nominal runs")
+    p.add_argument("--repeats", type=int, default=9, help="times the whole fault matrix runs (250 injections each)")
+    p.add_argument("--nominal", type=int, default=50, help="runs with random healthy profiles and no fault")
+    p.add_argument("--csv", default="out/campaign.csv", help="write every run here")
+    p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the number of cores)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_campaign)
     args = ap.parse_args(argv)
     return args.func(args)
 

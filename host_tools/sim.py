@@ -82,13 +82,17 @@ class Result:
     actions: list = field(default_factory=list)  # (t, kind)
     events: list = field(default_factory=list)  # (firmware ms, code, arg, value) from the event record
     flow_lpm: list = field(default_factory=list)
+    vmax_meas: list = field(default_factory=list)  # what the firmware received (nominal scale), V
+    vmin_meas: list = field(default_factory=list)
+    flow_pulses: list = field(default_factory=list)  # the flow meter counter as sent
     pump_energy_wh: float = 0.0
     balance_energy_wh: float = 0.0
     firmware_log: str = ""
     internal_error: bool = False
+    firmware_config: dict = field(default_factory=dict)
 
     def arrays(self):
-        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm"):
+        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm", "vmax_meas", "vmin_meas", "flow_pulses"):
             setattr(self, name, np.asarray(getattr(self, name)))
 
     @property
@@ -135,7 +139,8 @@ class Simulation:
         sc = self.sc
         with tempfile.TemporaryDirectory(prefix="bmssim-") as tmp:
             cfg_path = Path(tmp) / "config.json"
-            cfg_path.write_text(json.dumps(firmware_config(sc)))
+            self.config = firmware_config(sc)
+            cfg_path.write_text(json.dumps(self.config))
             log_path = Path(tmp) / "firmware.log"
             srv = socket.socket()
             srv.bind(("127.0.0.1", 0))
@@ -195,6 +200,7 @@ class Simulation:
         if "error" in hello:
             raise FirmwareError("firmware rejected the configuration: " + hello["error"])
         res = Result(sc, hello)
+        res.firmware_config = self.config
         n, m = sc.pack.cells, sc.pack.temps
         nf = len(hello["faults"])
         s_in = frames.sensor_struct(n, m)
@@ -214,6 +220,8 @@ class Simulation:
         faults_pending = sorted(sc.faults, key=lambda f: f.at_s)
         actions_pending = sorted(sc.actions, key=lambda a: a.at_s)
         inj = Injectors()
+        gain_q16 = np.array(hello["settings"]["cell_gain_q16"], dtype=np.int64)
+        offset_mv = np.array(hello["settings"]["cell_offset_mv"], dtype=np.int64)
         enable = True
         prev_faults = [0] * nf
         prev_state = -1
@@ -250,6 +258,9 @@ class Simulation:
             if inj.active:
                 cells_raw = inj.cells(cells_raw)
                 traw[:m] = inj.temps(traw[:m])
+            mv_fw = (cells_raw * gain_q16 >> 16) + offset_mv  # as the firmware scales them
+            res.vmax_meas.append(int(mv_fw.max()) / 1000)
+            res.vmin_meas.append(int(mv_fw.min()) / 1000)
             cells_raw = cells_raw.tolist()
             traw = traw.tolist()
             temps_raw, cool_raw = traw[:m], traw[m:]
@@ -286,6 +297,7 @@ class Simulation:
             res.dcl.append(dcl / 1000)
             res.balancing.append(bal_count)
             res.flow_lpm.append(pack.flow_lpm)
+            res.flow_pulses.append(int(pack.flow_pulses))
             if k % decim == 0:
                 res.cell_t.append(t)
                 res.cell_v.append(v.copy())

@@ -75,6 +75,17 @@ def main(argv):
         "trip": list(cfg.fault_trip),
         "signals": S.NAMES,
         "tick_ms": cfg.tick_ms,
+        "settings": {
+            "imbalance_window_mv": list(cfg.imbalance_window_mv),
+            "precharge_tries": cfg.precharge_tries,
+            "precharge_timeout_ms": cfg.precharge_timeout_ms,
+            "precharge_retry_ms": cfg.precharge_retry_ms,
+            "flow_window_ms": 10 * cfg.tick_ms,
+            "flow_hz_full": cfg.flow_hz_full,
+            "cell_gain_q16": list(cfg.cell_gain_q16),
+            "cell_offset_mv": list(cfg.cell_offset_mv),
+            "flow_spinup_ms": cfg.flow_spinup_ms,
+        },
     }))
     try:
         while hal.receive():

@@ -3,7 +3,11 @@
 # of range, thermistors open or shorted (left out of the min/max), channels
 # stuck at one reading, and how long the front end has been silent.
 import time
+from array import array
+from micropython import const
 from bms import signals as S
+
+FLOW_TICKS = const(10)  # flow window: 1 s at the default 100 ms tick
 
 STALE_CAP_MS = 1 << 24  # keeps the stale counter a small int
 
@@ -23,7 +27,11 @@ class Measure:
         self.cell_lo, self.cell_hi = cfg.cell_valid_mv
         self.t_short = cfg.therm_short_raw
         self.t_open = cfg.therm_open_raw
-        self.last_flow = -1
+        self.flow_pulses = array("H", [0] * FLOW_TICKS)
+        self.flow_ms = array("i", [0] * FLOW_TICKS)
+        self.flow_ms_total = 0
+        self.flow_i = 0
+        self.flow_n = 0
         self.last_ms = 0
         self.started = False
 
@@ -91,8 +99,18 @@ class Measure:
         sig[S.DISCHARGE_MA] = -ma if ma < 0 else 0
         sig[S.PACK_MV] = (st.raw_pack * self.pack_gain) >> 8
         sig[S.BUS_MV] = (st.raw_bus * self.bus_gain) >> 8
+        # Coolant flow over a sliding window of FLOW_TICKS scans: one scan
+        # holds only a few meter pulses, too coarse to judge a flow by.
+        i = self.flow_i
+        old = self.flow_pulses[i]
+        span = self.flow_ms_total - self.flow_ms[i] + dt
         pulses = st.raw_tach
-        if self.last_flow >= 0 and dt > 0:
-            sig[S.FLOW_HZ] = (((pulses - self.last_flow) & 0xFFFF) * 1000) // dt
-        self.last_flow = pulses
+        self.flow_pulses[i] = pulses
+        self.flow_ms[i] = dt
+        self.flow_ms_total = span
+        self.flow_i = (i + 1) % FLOW_TICKS
+        if self.flow_n < FLOW_TICKS:
+            self.flow_n += 1
+        elif span > 0:
+            sig[S.FLOW_HZ] = (((pulses - old) & 0xFFFF) * 1000) // span
         st.valid_scans += 1
