@@ -216,14 +216,24 @@ def reference_time(job: Job, res, hello, t_det):
         # a slow leak: meter-pulse quantisation decides when the windowed
         # reading stays beyond the threshold; rebuild that reading as the
         # firmware computes it (pulses over the window, duty of the tick before)
+        # integer arithmetic exactly as firmware/bms/measure.py and diagnose.py
         w = st["flow_window_ms"] // int(TICK_S * 1000)
-        p = res.flow_pulses
-        hz = np.zeros(len(p))
-        hz[w:] = (p[w:] - p[:-w]) / (w * TICK_S)
-        exp_hz = np.zeros(len(p))
-        exp_hz[1:] = st["flow_hz_full"] * res.duty[:-1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            meas = np.where(exp_hz > 0, 1000 - np.floor(hz * 1000 / exp_hz), 0)
+        pulses = res.flow_pulses.astype(np.int64) & 0xFFFF
+        duty_pm = np.rint(res.duty * 1000).astype(np.int64)
+        meas = np.zeros(len(pulses))
+        run_ms = 0
+        for j in range(1, len(pulses)):
+            d = int(duty_pm[j - 1])
+            if d >= st["pump_min_duty_pm"]:
+                if run_ms < st["flow_spinup_ms"]:
+                    run_ms += int(TICK_S * 1000)
+            else:
+                run_ms = 0
+            if j >= w and d >= st["pump_min_duty_pm"] and run_ms >= st["flow_spinup_ms"]:
+                hz = ((int(pulses[j]) - int(pulses[j - w])) & 0xFFFF) * 1000 // (w * int(TICK_S * 1000))
+                expect = st["flow_hz_full"] * d // 1000
+                deficit = 1000 - (hz * 1000 // expect if expect > 0 else 1000)
+                meas[j] = min(max(deficit, 0), 1000)
         ref = _run_start(after & (meas >= trip), t, t_det) if t_det is not None else None
         return ref, delay + TICK_S, truth
     if job.kind in ("stuck_adc", "frontend_comm_lost"):

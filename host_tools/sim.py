@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from host_tools import frames
-from host_tools.firmware import BOARD_CONFIGS, FIRMWARE, micropython_binary
+from host_tools.firmware import BOARD_CONFIGS, FIRMWARE
+from host_tools.link import FirmwareError, FirmwareLink
 from host_tools.injectors import Injectors
 from host_tools.plant import Pack, ntc_counts
 from host_tools.scenario import Scenario
 
 SEVERITY = {1: "warning", 2: "fault", 3: "critical"}
 CONTACTOR_STATES = ("open", "precharge", "closing", "closed", "locked")
-
-
-class FirmwareError(RuntimeError):
-    pass
 
 
 def firmware_config(sc: Scenario, board: str = "sim") -> dict:
@@ -137,77 +131,20 @@ class Simulation:
 
     def _run(self) -> Result:
         sc = self.sc
-        with tempfile.TemporaryDirectory(prefix="bmssim-") as tmp:
-            cfg_path = Path(tmp) / "config.json"
-            self.config = firmware_config(sc)
-            cfg_path.write_text(json.dumps(self.config))
-            log_path = Path(tmp) / "firmware.log"
-            srv = socket.socket()
-            srv.bind(("127.0.0.1", 0))
-            srv.listen(1)
-            srv.settimeout(20)
-            port = srv.getsockname()[1]
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen(
-                    [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
-                     "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels,
-                     "--reset-cause", "wdt" if any(f.kind == "watchdog_reset" for f in sc.faults) else "power"],
-                    cwd=str(self.firmware_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                try:
-                    try:
-                        conn, _ = srv.accept()
-                    except socket.timeout:
-                        raise FirmwareError("firmware did not connect: " + self._log(log_path)) from None
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conn.settimeout(30)
-                    try:
-                        result = self._loop(conn)
-                    finally:
-                        conn.close()
-                finally:
-                    srv.close()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-            result.firmware_log = self._log(log_path)
-            if proc.returncode not in (0, None):
-                raise FirmwareError(f"firmware exited with {proc.returncode}: {result.firmware_log}")
+        self.config = firmware_config(sc)
+        reset = "wdt" if any(f.kind == "watchdog_reset" for f in sc.faults) else "power"
+        with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset) as link:
+            result = self._loop(link)
+        result.firmware_log = link.log
         return result
 
-    @staticmethod
-    def _log(path):
-        try:
-            return Path(path).read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    @staticmethod
-    def _recv_exact(conn, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                raise FirmwareError("firmware closed the connection")
-            buf += chunk
-        return bytes(buf)
-
-    def _loop(self, conn) -> Result:
+    def _loop(self, link: FirmwareLink) -> Result:
         sc = self.sc
-        hdr = self._recv_exact(conn, 4)
-        hello = json.loads(self._recv_exact(conn, int.from_bytes(hdr, "little")))
-        if "error" in hello:
-            raise FirmwareError("firmware rejected the configuration: " + hello["error"])
+        hello = link.hello
         res = Result(sc, hello)
         res.firmware_config = self.config
         n, m = sc.pack.cells, sc.pack.temps
         nf = len(hello["faults"])
-        s_in = frames.sensor_struct(n, m)
-        s_head = frames.ACT_HEAD
-        s_ev = frames.EVENT
-        out_size = frames.actuator_size(n)
-        bal_off = frames.ACT_FIXED
         pack = Pack(sc)
         rng = np.random.default_rng(sc.seed + 1)
         dt = sc.tick_s
@@ -266,20 +203,13 @@ class Simulation:
             temps_raw, cool_raw = traw[:m], traw[m:]
             i_meas = pack.current_a + noise_i * rng.standard_normal()
             vp = float(v.sum())
-            frame = s_in.pack(frames.SENSOR_MAGIC, frames.VERSION, inj.flags(), k % frames.TICKS_PERIOD,
-                              (clock0 + k * tick_ms) % frames.TICKS_PERIOD, *cells_raw, *temps_raw,
-                              int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
-                              cool_raw[0], cool_raw[1], int(pack.flow_pulses) & 0xFFFF,
-                              (pack.physical & 7) | (frames.IN_ENABLE if enable else 0), 0)
-            conn.sendall(frame)
-            data = self._recv_exact(conn, out_size)
-            (magic, _ver, flags, seq, outputs, cstate, duty, _heater, bal_count, ccl, dcl, _soc, _pad,
-             fbytes, n_ev, _p1, _p2) = s_head.unpack_from(data)
-            for j in range(n_ev):
-                res.events.append(s_ev.unpack_from(data, frames.EV_OFF + 4 + 12 * j))
-            bbytes = data[bal_off:]
-            if magic != frames.ACT_MAGIC or seq != k % frames.TICKS_PERIOD:
-                raise FirmwareError(f"bad actuator frame at tick {k}: magic {magic:#x}, seq {seq}")
+            act = link.exchange(inj.flags(), k, clock0 + k * tick_ms, cells_raw, temps_raw,
+                                int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
+                                cool_raw[0], cool_raw[1], int(pack.flow_pulses),
+                                (pack.physical & 7) | (frames.IN_ENABLE if enable else 0))
+            res.events.extend(act.events)
+            outputs, cstate, duty, bal_count = act.outputs, act.contactor_state, act.pump_duty_pm, act.balance_count
+            ccl, dcl, flags, fb = act.ccl_ma, act.dcl_ma, act.flags, act.faults
             if flags & 1:
                 res.internal_error = True
             # -- record ------------------------------------------------------
@@ -303,7 +233,6 @@ class Simulation:
                 res.cell_v.append(v.copy())
                 res.cell_temp.append(pack.temp.copy())
                 res.coolant.append((pack.coolant_in_c, pack.coolant_out_c))
-            fb = int.from_bytes(fbytes, "little")
             if fb or any(prev_faults):
                 for i in range(nf):
                     bit = (fb >> i) & 1
@@ -317,7 +246,7 @@ class Simulation:
                 prev_state = cstate
             # -- actuators for [t, t + dt) -------------------------------------
             pack.command(outputs)
-            bal = int.from_bytes(bbytes, "little")
+            bal = act.balance
             pack.bleed = np.array([(bal >> i) & 1 for i in range(n)], dtype=bool) if bal else np.zeros(n, dtype=bool)
             pack.pump_duty = duty / 1000
             ccl_a, dcl_a = ccl / 1000, dcl / 1000

@@ -17,7 +17,8 @@ class Balance:
     def tick(self, st, now_ms):
         sig = st.sig
         cur = sig[S.CURRENT_MA]
-        allowed = (st.valid_scans > 0 and not st.open_req
+        # Only on a fresh scan: a silent front end gives no basis to bleed.
+        allowed = (st.fresh and st.valid_scans > 0 and not st.open_req
                    and sig[S.TEMP_MAX_DC] < self.max_temp
                    and cur > -self.rest_ma)
         mask = st.balance_mask

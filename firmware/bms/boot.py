@@ -69,6 +69,7 @@ def main(argv):
         "faults": F.NAMES,
         "severity": [row[3] for row in F.TABLE],
         "above": [row[2] for row in F.TABLE],
+        "latching": [1 if row[5] else 0 for row in F.TABLE],
         "units": [row[6] for row in F.TABLE],
         "recover": list(cfg.fault_rec),
         "trip_delay_ms": list(cfg.fault_trip_ms),
@@ -82,9 +83,12 @@ def main(argv):
             "precharge_retry_ms": cfg.precharge_retry_ms,
             "flow_window_ms": 10 * cfg.tick_ms,
             "flow_hz_full": cfg.flow_hz_full,
+            "balance_floor_mv": cfg.balance_floor_mv,
+            "balance_max_temp_dc": cfg.balance_max_temp_dc,
             "cell_gain_q16": list(cfg.cell_gain_q16),
             "cell_offset_mv": list(cfg.cell_offset_mv),
             "flow_spinup_ms": cfg.flow_spinup_ms,
+            "pump_min_duty_pm": cfg.pump_min_duty_pm,
         },
     }))
     try:

@@ -3,6 +3,7 @@
 # that derate them (over-voltage: charge; under-voltage: discharge),
 # zero when blocked; they fall at once and rise along a ramp.
 from bms import signals as S
+from bms import faults as F
 
 
 class Limits:
@@ -12,6 +13,12 @@ class Limits:
         self.c0, self.c1 = cfg.ccl_taper_mv
         self.d0, self.d1 = cfg.dcl_taper_mv
         self.ramp = cfg.limit_ramp_ma_per_s
+        # Outside the charge temperature window charging stops at once; the
+        # UT_CHG / OT_CHG rows debounce only the report.
+        self.chg_min_dc = cfg.fault_trip[F.index("UT_CHG")]
+        self.chg_max_dc = cfg.fault_trip[F.index("OT_CHG")]
+        self.dsg_min_dc = cfg.fault_trip[F.index("UT_DSG")]
+        self.dsg_max_dc = cfg.fault_trip[F.index("OT_DSG")]
 
     def tick(self, st, now_ms):
         sig = st.sig
@@ -31,9 +38,11 @@ class Limits:
             ccl >>= 1
         if st.derate_dsg:
             dcl >>= 1
-        if st.block_chg or st.valid_scans == 0:
+        tmin = sig[S.TEMP_MIN_DC]
+        tmax = sig[S.TEMP_MAX_DC]
+        if st.block_chg or st.valid_scans == 0 or tmin <= self.chg_min_dc or tmax >= self.chg_max_dc:
             ccl = 0
-        if st.block_dsg or st.valid_scans == 0:
+        if st.block_dsg or st.valid_scans == 0 or tmin <= self.dsg_min_dc or tmax >= self.dsg_max_dc:
             dcl = 0
         step = self.ramp * st.dt_ms // 1000
         if ccl > st.ccl_ma + step:
