@@ -39,6 +39,16 @@ def test_defaults_from_preset():
     ({"cell_gain_q16": [6554] * 15}, "config.cell_gain_q16"),
     ({"cell_gain_q16": 1 << 20}, "config.cell_gain_q16"),
     ({"balance_stop_mv": 20}, "config.balance_stop_mv"),
+    # wrong unit: a volt figure or a unit string where integer mV is expected
+    ({"balance_floor_mv": 3.4}, "config.balance_floor_mv"),
+    ({"balance_floor_mv": "3400 mV"}, "config.balance_floor_mv"),
+    ({"faults": {"CELL_OV_CRIT": [3.65, 500, 3450, 5000]}}, "config.faults.CELL_OV_CRIT.trip_mv"),
+    # a warning beyond its fault level, a fault beyond its critical level
+    ({"faults": {"CELL_OV_WARN": [3620, 1000, 3500, 2000]}}, "config.faults.CELL_OV_WARN"),
+    ({"faults": {"CELL_UV": [2400, 1000, 3150, 10000]}}, "config.faults.CELL_UV"),
+    ({"faults": {"OT_WARN": [700, 1000, 650, 2000]}}, "config.faults.OT_WARN"),
+    ({"imbalance_window_mv": [3400, 3000]}, "config.imbalance_window_mv"),
+    ({"faults": {"STUCK_READING": [3000, 0, 3000, 0]}}, "config.faults.STUCK_READING.recover_ms"),
 ])
 def test_bad_config_names_the_field(patch, field):
     cfg = dict(BASE)

@@ -1,0 +1,54 @@
+# The board's main loop: a fixed period without drift, the watchdog fed only
+# after a healthy tick, garbage collection at one fixed point of the cycle,
+# and any escape (an exception outside the tick, Ctrl-C) ending in the safe
+# state and a reset rather than a REPL with live outputs.
+#
+# Hardware is passed in: `clock` offers ticks_ms/ticks_add/ticks_diff/
+# sleep_ms (the `time` module on a board), `wdt` has feed() (machine.WDT),
+# `reset` is machine.reset. Tests hand in models of all three.
+import gc
+
+
+class BoardRunner:
+    def __init__(self, app, period_ms, clock, wdt=None, reset=None):
+        self.app = app
+        self.period = period_ms
+        self.clock = clock
+        self.wdt = wdt
+        self.reset = reset
+        self.overruns = 0
+        self.ticks = 0
+        self.stopped_by = None
+
+    def healthy(self):
+        # The watchdog is fed only while the tick runs clean: after an
+        # internal error the board is left to reset by the watchdog.
+        return not self.app.state.internal_error
+
+    def run(self, max_ticks=-1):
+        c = self.clock
+        app = self.app
+        deadline = c.ticks_ms()
+        now = deadline
+        try:
+            while self.ticks != max_ticks:
+                now = c.ticks_ms()
+                app.tick(now)
+                if self.wdt is not None and self.healthy():
+                    self.wdt.feed()
+                gc.collect()  # here, every cycle, so it never lands mid-tick
+                self.ticks += 1
+                deadline = c.ticks_add(deadline, self.period)
+                wait = c.ticks_diff(deadline, c.ticks_ms())
+                if wait > 0:
+                    c.sleep_ms(wait)
+                else:
+                    self.overruns += 1
+                    if wait < -self.period:
+                        deadline = c.ticks_ms()  # a long stall: start afresh, do not race
+        except BaseException as e:  # noqa: Ctrl-C, SystemExit and bugs alike
+            app.safe(now)  # outputs first
+            self.stopped_by = e
+            if self.reset is not None:
+                self.reset()
+            raise
