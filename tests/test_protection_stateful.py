@@ -58,6 +58,7 @@ class Protection(RuleBasedStateMachine):
         self.seen_cells = None
         self.seen_tmin = self.seen_tmax = None
         self.pulses = 0
+        self.clear_next = False
 
     def teardown(self):
         self.link.__exit__(None, None, None)
@@ -94,6 +95,10 @@ class Protection(RuleBasedStateMachine):
     def front_end(self, on):
         self.stale = not on
 
+    @rule()
+    def clear(self):
+        self.clear_next = True
+
     @rule(n=st.integers(1, 40))
     def run(self, n):
         for _ in range(n):
@@ -108,7 +113,9 @@ class Protection(RuleBasedStateMachine):
         if self.welded:
             feedback |= OUT_NEG | OUT_POS
         self.pulses += 7
-        act = self.link.exchange(1 if self.stale else 0, self.k, self.k * 100, cells_raw, temps_raw,
+        flags = (1 if self.stale else 0) | (4 if self.clear_next else 0)
+        self.clear_next = False
+        act = self.link.exchange(flags, self.k, self.k * 100, cells_raw, temps_raw,
                                  self.current_ma // 10, pack_mv // 10, pack_mv // 10 if closed else 0,
                                  2000, 2000, self.pulses, feedback | (frames.IN_ENABLE if self.enable else 0))
         self.k += 1

@@ -24,6 +24,9 @@ class Protect:
         # before the first one and while the front end is silent their
         # debounce holds (STALE_MEASUREMENT covers the silence).
         judge = st.fresh and st.valid_scans > 0
+        if st.clear_req:
+            st.clear_req = 0
+            self.clear(st, now_ms)
         sig = st.sig
         active = st.fault_active
         gone = st.fault_cause_gone

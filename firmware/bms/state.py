@@ -59,6 +59,7 @@ class State:
         self.block_dsg = 0
         self.open_req = 0
         self.internal_error = 0
+        self.clear_req = 0  # a `clear` command arrived: protect acts on it
         # limits.
         self.ccl_ma = 0
         self.dcl_ma = 0

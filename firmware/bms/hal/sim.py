@@ -4,7 +4,8 @@
 # Wire format (little-endian), shared with host_tools/frames.py:
 # sensor frame  (host -> firmware), 12 + 2*cells + 2*temps + 20 bytes:
 #   u16 magic 0xB5A1, u8 version, u8 flags (1 = front end silent: only the
-#   inputs byte is valid; 2 = raise an exception in this tick, a test hook),
+#   inputs byte is valid; 2 = raise an exception in this tick, a test hook;
+#   4 = clear latched faults, the host's stand-in for the console `clear`),
 #   u32 seq, u32 now_ms (< 2**30),
 #   u16 cell[cells] (0.1 mV counts), u16 temp[temps] (NTC ADC counts),
 #   i32 current (10 mA counts, + = charge), u32 pack (10 mV counts),
@@ -124,6 +125,8 @@ class SimHal:
         flags = rx[3]
         o = HDR + 2 * self.n + 2 * self.m
         st.inputs = rx[o + 18]
+        if flags & 4:
+            st.clear_req = 1
         if flags & 2:
             raise RuntimeError("fault injection: exception in the tick")
         if flags & 1:
