@@ -200,8 +200,10 @@ def reference_time(job: Job, res, hello, t_det):
     if job.kind == "cell_internal_short":
         lo, hi = st["imbalance_window_mv"]
 
+        quiet = np.abs(res.cur * 1000) <= st["imbalance_max_ma"]
+
         def window(vmax, vmin):
-            return ((vmax - vmin) * 1000 >= trip) & (vmin * 1000 > lo) & (vmax * 1000 < hi)
+            return ((vmax - vmin) * 1000 >= trip) & (vmin * 1000 > lo) & (vmax * 1000 < hi) & quiet
         truth = _first(after & window(res.vmax, res.vmin), t)
         ref = _run_start(window(res.vmax_meas, res.vmin_meas), t, t_det) if t_det is not None else None
         return ref, delay + TICK_S, truth

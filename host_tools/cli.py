@@ -8,7 +8,7 @@ from pathlib import Path
 
 def cmd_sim(args) -> int:
     from host_tools import report, scenario
-    from host_tools.sim import FirmwareError, Simulation
+    from host_tools.sim import FirmwareError, run
 
     try:
         sc = scenario.load(args.file)
@@ -16,7 +16,7 @@ def cmd_sim(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        res = Simulation(sc, kernels=args.kernels).run()
+        res = run(sc, kernels=args.kernels)
     except FirmwareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

@@ -15,6 +15,7 @@ def sensor_struct(cells: int, temps: int) -> struct.Struct:
 
 
 IN_ENABLE = 8  # inputs byte: enable input on
+IN_CHARGER = 16  # inputs byte: a charge source is present
 ACT_HEAD = struct.Struct(f"<HBBIBBHBBiihH{FAULT_BYTES}sBBH")
 EV_OFF = 34
 EV_SLOTS = 8

@@ -18,7 +18,9 @@ KINDS = {
     "stuck_adc": "cell channel `cell` freezes at its present reading",
     "frontend_comm_lost": "the front end stops answering: frames carry no measurements",
     "pump_seized": "the coolant pump stops turning: no flow whatever the duty",
-    "coolant_leak": "coolant leaks: flow falls to 25 % over 120 s",
+    "coolant_leak": "coolant leaks: flow falls to 25 % over `duration` (default 120 s)",
+    "coolant_sensor_open": "the coolant outlet thermistor opens (reads full scale)",
+    "load_ignores_limits": "the load or inverter keeps drawing its set current whatever the BMS's discharge limit",
     "contactor_welded": "the main contactors' tips weld: they stay closed when commanded open",
     "precharge_resistor_open": "the precharge resistor is open: the bus never charges",
     "internal_error": "an exception is raised inside one firmware tick (sim HAL test hook)",
@@ -48,6 +50,9 @@ class Injectors:
         self.no_data = False
         self.raise_once = False
         self.leak_t0: float | None = None
+        self.leak_s = 120.0
+        self.load_ignores_limits = False
+        self.coolant_sensor_open = False
 
     def inject(self, f, t: float, pack):
         a = Active(f.kind, t, f.cell, f.sensor, f.value_ohm)
@@ -65,6 +70,11 @@ class Injectors:
             pack.flow_factor = 0.0
         elif k == "coolant_leak":
             self.leak_t0 = t
+            self.leak_s = f.duration_s or 120.0
+        elif k == "coolant_sensor_open":
+            self.coolant_sensor_open = True
+        elif k == "load_ignores_limits":
+            self.load_ignores_limits = True
         elif k == "contactor_welded":
             pack.welded = True
         elif k == "precharge_resistor_open":
@@ -75,7 +85,7 @@ class Injectors:
 
     def physics(self, t: float, pack):
         if self.leak_t0 is not None and pack.flow_factor > 0:
-            pack.flow_factor = max(0.25, 1.0 - 0.75 * (t - self.leak_t0) / 120.0)
+            pack.flow_factor = max(0.25, 1.0 - 0.75 * (t - self.leak_t0) / self.leak_s)
 
     def cells(self, raw: np.ndarray) -> np.ndarray:
         for a in self.active:
@@ -91,6 +101,9 @@ class Injectors:
         return raw
 
     def temps(self, raw: np.ndarray, full: int = 4095) -> np.ndarray:
+        """raw: cell sensors then coolant in, coolant out."""
+        if self.coolant_sensor_open:
+            raw[-1] = full
         for a in self.active:
             if a.kind == "thermistor_open":
                 raw[a.sensor] = full

@@ -32,6 +32,8 @@ G_AMBIENT_W_K = 0.15
 G_NEIGHBOUR_W_K = 1.0
 G_RADIATOR_W_K = 150.0
 G_RADIATOR_STILL_W_K = 5.0
+# Heater: a PTC coolant heater (assumed 1 kW, fed by the charge source).
+HEATER_W = 1000.0
 # DC link: inverter/charger capacitance and the precharge resistor (assumed).
 BUS_CAP_F = 4.7e-3
 PRECHARGE_OHM = 47.0
@@ -61,6 +63,10 @@ class Pack:
         self.self_discharge_a = np.zeros(n)
         self.current_a = 0.0  # pack current, + = charging
         self.ambient_c = sc.thermal.ambient_c
+        self.ambient_swing_c = sc.thermal.daily_swing_c
+        self.ambient_peak_h = sc.thermal.peak_hour
+        self.heater_on = False
+        self.heater_energy_j = 0.0
         self.coolant_c = sc.thermal.initial_c
         self.coolant_in_c = self.coolant_c
         self.coolant_out_c = self.coolant_c
@@ -115,7 +121,8 @@ class Pack:
         base = float((self.ocv_now + self.v1 - self.self_discharge_a * self.r0).sum())
         return (target_v - base) / float(self.r0.sum())
 
-    def step(self, dt: float):
+    def step(self, dt: float, t_s: float = 0.0):
+        self.ambient_now = self.ambient_at(t_s)
         shorted = self.internal_short_ohm > 0
         if shorted.any():
             self.self_discharge_a = np.where(shorted, self.ocv_now / np.where(shorted, self.internal_short_ohm, 1.0), 0.0)
@@ -139,6 +146,13 @@ class Pack:
         self._thermal(i, dt)
 
     # -- thermal --------------------------------------------------------------
+    def ambient_at(self, t_s: float) -> float:
+        """Cabinet air: mean ambient plus a daily sine (peak at peak_hour)."""
+        if not self.ambient_swing_c:
+            return self.ambient_c
+        h = (t_s / 3600.0) % 24.0
+        return self.ambient_c + self.ambient_swing_c / 2 * math.cos(2 * math.pi * (h - self.ambient_peak_h) / 24.0)
+
     def _thermal(self, i, dt):
         heat = i * i * self.r0 + i * self.v1  # ohmic + polarisation losses, W
         heat = heat + self.self_discharge_a ** 2 * self.internal_short_ohm  # an internal short heats its cell
@@ -160,16 +174,20 @@ class Pack:
         self.coolant_out_c = self.coolant_c + rise / 2
         local = self.coolant_in_c + self.path * rise
         q_plate = g_plate * (self.temp - local)
-        q_amb = G_AMBIENT_W_K * (self.temp - self.ambient_c)
+        amb = self.ambient_now
+        q_amb = G_AMBIENT_W_K * (self.temp - amb)
         q_nb = np.zeros(self.n)
         if self.n > 1:
             d = G_NEIGHBOUR_W_K * np.diff(self.temp)  # heat from cell i+1 into cell i
             q_nb[:-1] += d
             q_nb[1:] -= d
         self.temp = self.temp + (heat - q_plate - q_amb + q_nb) * dt / self.heat_cap
-        g_rad = G_RADIATOR_STILL_W_K + (G_RADIATOR_W_K - G_RADIATOR_STILL_W_K) * frac
-        q_rad = g_rad * (self.coolant_c - self.ambient_c)
-        self.coolant_c += (float(q_plate.sum()) - q_rad) * dt / COOLANT_J_PER_K
+        # while heating, a bypass valve takes the radiator out of the loop
+        g_rad = G_RADIATOR_STILL_W_K + (0.0 if self.heater_on else (G_RADIATOR_W_K - G_RADIATOR_STILL_W_K) * frac)
+        q_rad = g_rad * (self.coolant_c - amb)
+        q_heat = HEATER_W if self.heater_on else 0.0
+        self.heater_energy_j += q_heat * dt
+        self.coolant_c += (float(q_plate.sum()) - q_rad + q_heat) * dt / COOLANT_J_PER_K
         self.pump_energy_j += PUMP_MAX_W * self.pump_duty ** 3 * dt
 
 

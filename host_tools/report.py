@@ -47,7 +47,36 @@ def summary(res: Result) -> str:
         lines.append(f"step {i} {kind:<9} ended at {_fmt_t(t)} by {by}")
     if res.internal_error:
         lines.append("firmware        reported an internal error (see its log)")
+    lines += thermal_figures(res)
     return "\n".join(lines)
+
+
+def thermal_figures(res: Result) -> list[str]:
+    """The cooling figures: hottest cell against the pump setpoint, spread,
+    pump-fault detection time, pump energy (and against always-on when the
+    scenario asked for that comparison)."""
+    st = res.hello.get("settings", {})
+    sp = st.get("pump_setpoint_dc")
+    out = []
+    hot = float(res.tmax.max())
+    if sp is not None:
+        out.append(f"thermal         hottest cell {hot:.1f} degC, setpoint {sp / 10:.1f} degC, overshoot {hot - sp / 10:+.1f} K; "
+                   f"cell-to-cell spread max {float(res.tspread.max()):.1f} K")
+    for t_inj, kind, _c, _s in res.injections:
+        if kind in ("pump_seized", "coolant_leak", "coolant_sensor_open"):
+            want = {"pump_seized": ("PUMP_NO_FLOW",), "coolant_leak": ("COOLANT_FLOW_LOW", "COOLANT_DT", "PUMP_NO_FLOW"),
+                    "coolant_sensor_open": ("COOLANT_SENSOR",)}[kind]
+            det = [(t, n) for t, n in res.faults_raised() if n in want and t >= t_inj]
+            out.append(f"cooling fault   {kind} at {_fmt_t(t_inj)}: " +
+                       (f"{det[0][1]} after {det[0][0] - t_inj:.1f} s (hottest cell then {float(res.tmax[int(round(det[0][0] / res.scenario.tick_s))]):.1f} degC)" if det else "not detected"))
+    if res.heater_energy_wh:
+        out.append(f"heater          {res.heater_energy_wh:.0f} Wh, on for {float(res.heater.sum()) * res.scenario.tick_s / 60:.1f} min")
+    if res.always_on is not None:
+        ao = res.always_on
+        saving = 1 - res.pump_energy_wh / ao.pump_energy_wh if ao.pump_energy_wh else 0.0
+        out.append(f"pump energy     controller {res.pump_energy_wh:.1f} Wh (hottest {hot:.1f} degC) vs always 100 % "
+                   f"{ao.pump_energy_wh:.1f} Wh (hottest {float(ao.tmax.max()):.1f} degC): {saving * 100:.0f} % less")
+    return out
 
 
 def _series(res: Result, name: str):
@@ -130,6 +159,39 @@ def check(res: Result) -> list[Verdict]:
             ok = val <= lim if e.by == "at_most" else val >= lim
             out.append(Verdict(e.index, e.text, ok, f"{e.kind} {val:.1f} {unit} vs {e.by.replace('_', ' ')} {lim:.1f} {unit}"
                                + ("" if ok else f": {abs(val - lim):.1f} {unit} {'over' if e.by == 'at_most' else 'under'}")))
+        elif e.kind == "detect":
+            t0 = res.injections[0][0] if res.injections else 0.0
+            ts = [t for t, n in res.faults_raised() if n == e.fault and t >= t0]
+            ok = bool(ts) and ts[0] - t0 <= e.within_s + 1e-6
+            out.append(Verdict(e.index, e.text, ok, (f"{e.fault} {ts[0] - t0:.1f} s after the injection" if ts else f"{e.fault} never raised")
+                               + f" (limit {e.within_s:.1f} s)"))
+        elif e.kind == "detect_before":
+            ts = [t for t, n in res.faults_raised() if n == e.fault]
+            hot = np.nonzero(res.tmax >= e.limit)[0]
+            t_hot = float(res.t[hot[0]]) if len(hot) else None
+            ok = bool(ts) and (t_hot is None or ts[0] < t_hot)
+            out.append(Verdict(e.index, e.text, ok, (f"{e.fault} at {_fmt_t(ts[0])}" if ts else f"{e.fault} never raised")
+                               + (f"; hottest cell reached {e.limit:.1f} degC at {_fmt_t(t_hot)}" if t_hot is not None else f"; hottest cell stayed below {e.limit:.1f} degC (max {float(res.tmax.max()):.1f})")))
+        elif e.kind == "no_charge_below":
+            cold = res.tmin < e.limit
+            bad = np.nonzero(cold & (res.cur > 0.5))[0]
+            charged = np.nonzero(res.cur > 0.5)[0]
+            out.append(Verdict(e.index, e.text, not len(bad),
+                               (f"charging {res.cur[bad[0]]:.1f} A at {res.tmin[bad[0]]:.1f} degC (coldest cell, true) at {_fmt_t(res.t[bad[0]])}" if len(bad) else
+                                f"no charge current while the coldest cell was below {e.limit:.1f} degC; charging began at {_fmt_t(res.t[charged[0]]) if len(charged) else 'never'}"
+                                + (f" with the coldest cell at {res.tmin[charged[0]]:.1f} degC" if len(charged) else ""))))
+        elif e.kind == "overshoot":
+            sp = res.hello["settings"]["pump_setpoint_dc"] / 10
+            over = float(res.tmax.max()) - sp
+            out.append(Verdict(e.index, e.text, over <= e.limit + 1e-9, f"hottest cell {float(res.tmax.max()):.1f} degC, {over:+.1f} K from the setpoint {sp:.1f} degC (limit {e.limit:.1f} K)"))
+        elif e.kind == "pump_saving":
+            ao = res.always_on
+            if ao is None or not ao.pump_energy_wh:
+                out.append(Verdict(e.index, e.text, False, "no always-on comparison run"))
+            else:
+                saving = 1 - res.pump_energy_wh / ao.pump_energy_wh
+                out.append(Verdict(e.index, e.text, saving >= e.limit, f"{saving * 100:.0f} % less pump energy than always 100 % "
+                                   f"({res.pump_energy_wh:.1f} vs {ao.pump_energy_wh:.1f} Wh; hottest {float(res.tmax.max()):.1f} vs {float(ao.tmax.max()):.1f} degC)"))
         elif e.kind == "step_end":
             ends = [x for x in res.step_ends if x[0] == e.step]
             if not ends:

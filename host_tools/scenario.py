@@ -21,7 +21,8 @@ CHEMISTRIES = ("LFP", "NMC")
 FAULT_KINDS = tuple(injectors.KINDS)
 ACTION_KINDS = ("enable_off", "enable_on")
 STEP_KINDS = ("charge", "rest", "discharge")
-EXPECT_KINDS = ("no_fault", "fault", "reaction", "max", "min", "step_end")
+EXPECT_KINDS = ("no_fault", "fault", "reaction", "max", "min", "step_end", "detect", "detect_before",
+                "no_charge_below", "overshoot", "pump_saving")
 SIGNALS = ("cell_mv_max", "cell_mv_min", "temp_max_c", "temp_min_c", "current_a", "soc_min", "soc_max")
 SIGNAL_DIM = {"cell_mv_max": "voltage", "cell_mv_min": "voltage", "temp_max_c": "temperature",
               "temp_min_c": "temperature", "current_a": "current", "soc_min": "fraction", "soc_max": "fraction"}
@@ -131,6 +132,8 @@ class Sensors:
 class Thermal:
     ambient_c: float
     initial_c: float
+    daily_swing_c: float = 0.0
+    peak_hour: float = 15.0
 
 
 @dataclass
@@ -150,6 +153,7 @@ class Fault:
     cell: int = 0
     sensor: int = 0
     value_ohm: float = 0.0
+    duration_s: float = 0.0
 
 
 @dataclass
@@ -254,7 +258,9 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
 
     t = _Section("thermal", top.table("thermal"))
     amb = t.quantity("ambient", "temperature", None, -40, 70)
-    thermal = Thermal(ambient_c=amb, initial_c=t.quantity("initial", "temperature", f"{amb} degC", -40, 80))
+    thermal = Thermal(ambient_c=amb, initial_c=t.quantity("initial", "temperature", f"{amb} degC", -40, 80),
+                      daily_swing_c=t.quantity("daily_swing", "temperature_delta", "0 K", 0, 40),
+                      peak_hour=t.quantity("peak_time", "time", "15 h", 0, 86400) / 3600)
     t.done()
 
     firmware = top.table("firmware")
@@ -294,6 +300,8 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
             f.sensor = fs.integer("sensor", None, 0, pack.temps - 1)
         if f.kind in ("load_short", "cell_internal_short") and fs.has("resistance"):
             f.value_ohm = fs.quantity("resistance", "resistance", None, 1e-4, 100)
+        if f.kind == "coolant_leak" and fs.has("duration"):
+            f.duration_s = fs.quantity("duration", "time", None, 1, 30 * 86400)
         fs.done()
         faults.append(f)
 
@@ -325,6 +333,20 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
                 raise ScenarioError(f"expect[{i}]: give exactly one of at_most or at_least")
             e.by = "at_most" if es.has("at_most") else "at_least"
             e.limit = es.quantity(e.by, SIGNAL_DIM[e.signal])
+        elif kind == "detect":
+            # the fault raised within `within` of the first injection
+            e.fault = es.text("fault")
+            e.within_s = es.quantity("within", "time", None, 0, 86400)
+        elif kind == "detect_before":
+            # the fault raised before the hottest cell (true) reaches `temperature`
+            e.fault = es.text("fault")
+            e.limit = es.quantity("temperature", "temperature", None, -40, 100)
+        elif kind == "no_charge_below":
+            e.limit = es.quantity("temperature", "temperature", None, -40, 100)
+        elif kind == "overshoot":
+            e.limit = es.quantity("at_most", "temperature_delta", None, 0, 50)
+        elif kind == "pump_saving":
+            e.limit = es.quantity("at_least", "fraction", None, 0, 1)
         elif kind == "step_end":
             e.step = es.integer("step", None, 0, len(profile) - 1)
             e.by = es.choice("by", ("firmware", "charger", "duration", "timeout"))

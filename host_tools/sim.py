@@ -69,6 +69,7 @@ class Result:
     cell_v: list = field(default_factory=list)
     cell_temp: list = field(default_factory=list)
     coolant: list = field(default_factory=list)
+    ambient: list = field(default_factory=list)
     fault_events: list = field(default_factory=list)  # (t, name, "raised"/"cleared")
     contactor_events: list = field(default_factory=list)  # (t, state name)
     step_ends: list = field(default_factory=list)  # (step index, kind, t, by)
@@ -76,17 +77,21 @@ class Result:
     actions: list = field(default_factory=list)  # (t, kind)
     events: list = field(default_factory=list)  # (firmware ms, code, arg, value) from the event record
     flow_lpm: list = field(default_factory=list)
+    heater: list = field(default_factory=list)
+    tspread: list = field(default_factory=list)  # hottest - coldest cell (true), K
     vmax_meas: list = field(default_factory=list)  # what the firmware received (nominal scale), V
     vmin_meas: list = field(default_factory=list)
     flow_pulses: list = field(default_factory=list)  # the flow meter counter as sent
     pump_energy_wh: float = 0.0
     balance_energy_wh: float = 0.0
+    heater_energy_wh: float = 0.0
     firmware_log: str = ""
     internal_error: bool = False
     firmware_config: dict = field(default_factory=dict)
+    always_on: "Result | None" = None  # the same scenario with the pump at 100 % (pump_saving)
 
     def arrays(self):
-        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm", "vmax_meas", "vmin_meas", "flow_pulses"):
+        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm", "vmax_meas", "vmin_meas", "flow_pulses", "heater", "tspread"):
             setattr(self, name, np.asarray(getattr(self, name)))
 
     @property
@@ -194,7 +199,7 @@ class Simulation:
             traw = np.minimum(np.maximum(np.rint(ntc_counts(t_sensed)), 0), 4095).astype(int)
             if inj.active:
                 cells_raw = inj.cells(cells_raw)
-                traw[:m] = inj.temps(traw[:m])
+                traw = inj.temps(traw)
             mv_fw = (cells_raw * gain_q16 >> 16) + offset_mv  # as the firmware scales them
             res.vmax_meas.append(int(mv_fw.max()) / 1000)
             res.vmin_meas.append(int(mv_fw.min()) / 1000)
@@ -206,9 +211,11 @@ class Simulation:
             act = link.exchange(inj.flags(), k, clock0 + k * tick_ms, cells_raw, temps_raw,
                                 int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
                                 cool_raw[0], cool_raw[1], int(pack.flow_pulses),
-                                (pack.physical & 7) | (frames.IN_ENABLE if enable else 0))
+                                (pack.physical & 7) | (frames.IN_ENABLE if enable else 0)
+                                | (frames.IN_CHARGER if profile[step_i].kind == "charge" else 0))
             res.events.extend(act.events)
             outputs, cstate, duty, bal_count = act.outputs, act.contactor_state, act.pump_duty_pm, act.balance_count
+            pack.heater_on = bool(act.heater)
             ccl, dcl, flags, fb = act.ccl_ma, act.dcl_ma, act.flags, act.faults
             if flags & 1:
                 res.internal_error = True
@@ -218,6 +225,8 @@ class Simulation:
             res.vmin.append(float(v.min()))
             res.tmax.append(float(pack.temp.max()))
             res.tmin.append(float(pack.temp.min()))
+            res.heater.append(pack.heater_on)
+            res.tspread.append(float(pack.temp.max() - pack.temp.min()))
             res.cur.append(pack.current_a)
             res.soc_min.append(float(pack.soc.min()))
             res.soc_max.append(float(pack.soc.max()))
@@ -232,6 +241,7 @@ class Simulation:
                 res.cell_t.append(t)
                 res.cell_v.append(v.copy())
                 res.cell_temp.append(pack.temp.copy())
+                res.ambient.append(pack.ambient_at(t))
                 res.coolant.append((pack.coolant_in_c, pack.coolant_out_c))
             if fb or any(prev_faults):
                 for i in range(nf):
@@ -274,7 +284,12 @@ class Simulation:
                 if step_ran and not closed:
                     ended = "firmware"
             else:  # discharge
-                i_set = min(step.current_a, dcl_a) if closed else 0.0
+                if not closed:
+                    i_set = 0.0
+                elif inj.load_ignores_limits:
+                    i_set = step.current_a
+                else:
+                    i_set = min(step.current_a, dcl_a)
                 pack.current_a = -i_set
                 if closed and i_set > 0:
                     step_ran = True
@@ -294,16 +309,24 @@ class Simulation:
                     inj.charger_no_stop = False  # the faulty charger is not connected in other steps
             if pack.short_ohm and pack.closed():
                 pack.current_a = pack.short_current()  # the short takes over the bus
-            pack.step(dt)
+            pack.step(dt, t)
             k += 1
         res.wall_s = time.perf_counter() - wall0
         res.ticks = k
         res.sim_s = k * dt
         res.pump_energy_wh = pack.pump_energy_j / 3600
         res.balance_energy_wh = pack.balance_energy_j / 3600
+        res.heater_energy_wh = pack.heater_energy_j / 3600
         res.arrays()
         return res
 
 
 def run(sc: Scenario, kernels: str = "viper") -> Result:
-    return Simulation(sc, kernels).run()
+    """Runs a scenario; a pump_saving expectation adds the always-on run."""
+    res = Simulation(sc, kernels).run()
+    if any(e.kind == "pump_saving" for e in sc.expects):
+        import copy
+        ao = copy.deepcopy(sc)
+        ao.firmware["pump_force_pm"] = 1000
+        res.always_on = Simulation(ao, kernels).run()
+    return res

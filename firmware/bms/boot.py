@@ -78,6 +78,7 @@ def main(argv):
         "tick_ms": cfg.tick_ms,
         "settings": {
             "imbalance_window_mv": list(cfg.imbalance_window_mv),
+            "imbalance_max_ma": cfg.capacity_mah * cfg.imbalance_max_cpm // 1000,
             "precharge_tries": cfg.precharge_tries,
             "precharge_timeout_ms": cfg.precharge_timeout_ms,
             "precharge_retry_ms": cfg.precharge_retry_ms,
@@ -89,6 +90,7 @@ def main(argv):
             "cell_offset_mv": list(cfg.cell_offset_mv),
             "flow_spinup_ms": cfg.flow_spinup_ms,
             "pump_min_duty_pm": cfg.pump_min_duty_pm,
+            "pump_setpoint_dc": cfg.pump_setpoint_dc,
         },
     }))
     try:

@@ -25,18 +25,23 @@ LFP = {
         # Discharge stays blocked until the pack has been recharged a little.
         "CELL_UV": [2800, 1000, 3150, 10000],  # margin
         "CELL_UV_CRIT": [2500, 1000, 2900, 5000],  # [EVE], [LS] cut-off
-        "OT_WARN": [450, 2000, 420, 5000],  # margin
-        "OT_CHG": [550, 2000, 500, 10000],  # [EVE] charge max 55 degC
-        "OT_DSG": [550, 2000, 500, 10000],  # [EVE] discharge max 55 degC
-        "OT_CRIT": [600, 1000, 500, 10000],  # margin above [EVE]
+        # [EVE] allows 55 degC for charge and discharge. The limits taper
+        # from OT_WARN to zero at OT_CHG/OT_DSG; OT_CRIT opens the
+        # contactors 2 K before the cell's limit, for loads that ignore the
+        # limits (margins).
+        "OT_WARN": [450, 2000, 420, 5000],
+        "OT_CHG": [500, 2000, 470, 10000],
+        "OT_DSG": [500, 2000, 470, 10000],
+        "OT_CRIT": [530, 1000, 480, 10000],
         "UT_CHG": [0, 2000, 20, 5000],  # [EVE] no charging below 0 degC
         "UT_DSG": [-200, 2000, -180, 5000],  # [EVE] discharge min -20 degC
         # 80 mV on the flat part of the curve is several % of SOC: a weak
         # or self-discharging cell (margin).
         "CELL_IMBALANCE": [80, 5000, 40, 10000],
     },
-    # Spread is only meaningful where LFP's OCV curve is flat (margin).
-    "imbalance_window_mv": [3000, 3400],
+    # Spread is only meaningful where LFP's OCV curve is flat (margin):
+    # under load the top knee shifts down into a wider window.
+    "imbalance_window_mv": [3100, 3350],
     # Current limits as C-rate x 1000 (per mille of the capacity per hour).
     "max_charge_cpm": 500,  # [EVE] standard charge 0.5C
     "max_discharge_cpm": 1000,  # [EVE] continuous 1C
@@ -58,8 +63,8 @@ NMC = {
         "CELL_UV_CRIT": [2650, 1000, 3000, 5000],  # [SAM] cut-off 2.65 V
         "OT_WARN": [400, 2000, 370, 5000],  # margin
         "OT_CHG": [450, 2000, 420, 10000],  # [SAM] charge max 45 degC
-        "OT_DSG": [600, 2000, 550, 10000],  # [SAM] discharge max 60 degC
-        "OT_CRIT": [650, 1000, 550, 10000],  # margin above [SAM]
+        "OT_DSG": [550, 2000, 520, 10000],  # margin below [SAM] discharge max 60 degC
+        "OT_CRIT": [580, 1000, 520, 10000],  # 2 K below [SAM] 60 degC (margin)
         "UT_CHG": [0, 2000, 20, 5000],  # [SAM] charge min 0 degC
         "UT_DSG": [-100, 2000, -80, 5000],  # [SAM] discharge min -10 degC
         "CELL_IMBALANCE": [150, 5000, 80, 10000],  # margin
@@ -83,6 +88,9 @@ COMMON_FAULTS = {
     "COOLANT_OT": [450, 5000, 420, 10000],
     "PUMP_NO_FLOW": [900, 3000, 500, 5000],
     "COOLANT_FLOW_LOW": [400, 10000, 200, 10000],
+    # ~0.5 degC across the pack at normal flow; 5 degC means little flow
+    "COOLANT_DT": [50, 10000, 30, 10000],
+    "COOLANT_SENSOR": [1, 2000, 1, 5000],
     # Contactor and auxiliary contact open within ~50 ms; 500 ms of closed
     # feedback after an open command means welded tips.
     "CONTACTOR_WELDED": [1, 500, 1, 2000],

@@ -37,9 +37,20 @@ INT_KEYS = {
     "balance_max_temp_dc": (-400, 1000, "no balancing above"),
     "balance_rest_ma": (0, 100000, "pack counts as resting below"),
     "pump_start_dc": (-400, 1000, "pump starts at"),
-    "pump_full_dc": (-400, 1000, "pump at full duty from"),
+    "pump_setpoint_dc": (-400, 1000, "hottest-cell target of the pump controller"),
     "pump_hyst_dc": (0, 200, "pump stop hysteresis"),
     "pump_min_duty_pm": (0, 1000, "pump minimum duty while running"),
+    "pump_kp_pm_per_dc": (0, 1000, "pump proportional gain"),
+    "pump_ki_pm_per_dc_s": (0, 100, "pump integral gain"),
+    "pump_ff_pm_at_1c": (0, 1000, "pump feed-forward duty at a 1C current"),
+    "pump_force_pm": (-1, 1000, "fixed pump duty (-1: controller)"),
+    "pump_prime_every_ms": (0, 86400000, "idle time before a prime/flush run (0: never)"),
+    "pump_prime_ms": (0, 3600000, "length of a prime/flush run"),
+    "imbalance_max_cpm": (0, 10000, "judge the cell spread only below this current (C-rate per mille)"),
+    "cooling_fault_limit_pm": (0, 1000, "share of the current limits while cooling is faulty"),
+    "coolant_implausible_dc": (10, 1000, "coolant in/out further apart than this is implausible"),
+    "heater_on_dc": (-400, 400, "heater on below"),
+    "heater_off_dc": (-400, 400, "heater off at"),
     "precharge_margin_mv": (1, 100000, "precharge done within"),
     "precharge_timeout_ms": (100, 60000, "precharge time limit"),
     "precharge_tries": (1, 10, "precharge attempts"),
@@ -57,7 +68,7 @@ INT_KEYS = {
     "therm_short_raw": (0, 65535, "thermistor reads shorted at or below"),
     "therm_open_raw": (0, 65535, "thermistor reads open at or above"),
 }
-BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input")
+BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input", "heater_enabled")
 STR_KEYS = {"chemistry": tuple(PRESETS), "hal": ("sim",), "board": None, "name": None}
 PAIR_KEYS = ("ccl_taper_mv", "dcl_taper_mv", "imbalance_window_mv", "cell_valid_mv")
 LIST_KEYS = ("cell_gain_q16", "cell_offset_mv")
@@ -71,10 +82,26 @@ DEFAULTS = {
     "balance_max_temp_dc": 450,
     "balance_rest_ma": 2000,
     "balance_no_neighbours": False,
-    "pump_start_dc": 300,
-    "pump_full_dc": 400,
-    "pump_hyst_dc": 20,
+    # Pump control (this project's tuning on the simulated 16S 100 Ah pack).
+    "pump_start_dc": 330,
+    "pump_setpoint_dc": 380,
+    "pump_hyst_dc": 30,
     "pump_min_duty_pm": 200,
+    "pump_kp_pm_per_dc": 15,
+    "pump_ki_pm_per_dc_s": 1,
+    "pump_ff_pm_at_1c": 300,
+    "pump_force_pm": -1,
+    "pump_prime_every_ms": 1800000,
+    "pump_prime_ms": 60000,
+    "heater_enabled": False,
+    # 30 % of the current makes ~9 % of the heat (I^2): what a stagnant
+    # cold plate can take (margin)
+    "cooling_fault_limit_pm": 300,
+    # above 0.7C the cells' resistance spread and the knees blur the spread
+    "imbalance_max_cpm": 700,
+    "coolant_implausible_dc": 200,
+    "heater_on_dc": 50,
+    "heater_off_dc": 100,
     "precharge_margin_mv": 2000,
     "precharge_timeout_ms": 3000,
     "precharge_tries": 3,
@@ -190,8 +217,10 @@ class Config:
             _err("dcl_taper_mv", "zero point must be 1..1000 mV below the start, got " + repr(self.dcl_taper_mv))
         if self.balance_stop_mv >= self.balance_start_mv:
             _err("balance_stop_mv", "must be below balance_start_mv (%d)" % self.balance_start_mv)
-        if self.pump_full_dc <= self.pump_start_dc:
-            _err("pump_full_dc", "must be above pump_start_dc (%d)" % self.pump_start_dc)
+        if self.pump_setpoint_dc < self.pump_start_dc:
+            _err("pump_setpoint_dc", "must not be below pump_start_dc (%d)" % self.pump_start_dc)
+        if self.heater_off_dc <= self.heater_on_dc:
+            _err("heater_off_dc", "must be above heater_on_dc (%d)" % self.heater_on_dc)
 
     def _calibration(self, merged):
         n = self.cells

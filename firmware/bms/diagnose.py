@@ -12,6 +12,7 @@ LOCKED = const(4)  # contactor.LOCKED (not imported: contactor imports state)
 class Diagnose:
     def __init__(self, cfg):
         self.win_lo, self.win_hi = cfg.imbalance_window_mv
+        self.imb_max_ma = cfg.capacity_mah * cfg.imbalance_max_cpm // 1000
         self.flow_full = cfg.flow_hz_full
         self.spinup = cfg.flow_spinup_ms
         self.min_duty = cfg.pump_min_duty_pm
@@ -24,7 +25,8 @@ class Diagnose:
         if st.fresh:
             vmax = sig[S.CELL_MAX_MV]
             vmin = sig[S.CELL_MIN_MV]
-            if vmin > self.win_lo and vmax < self.win_hi:
+            cur = sig[S.CURRENT_MA]
+            if vmin > self.win_lo and vmax < self.win_hi and -self.imb_max_ma <= cur <= self.imb_max_ma:
                 sig[S.SPREAD_PLATEAU_MV] = vmax - vmin
             else:
                 sig[S.SPREAD_PLATEAU_MV] = 0
@@ -45,6 +47,10 @@ class Diagnose:
                 sig[S.FLOW_DEFICIT_PM] = 0 if deficit < 0 else (1000 if deficit > 1000 else deficit)
             else:
                 sig[S.FLOW_DEFICIT_PM] = 0
+            if duty >= self.min_duty and self.run_ms >= self.spinup and not sig[S.BAD_COOL]:
+                sig[S.COOLANT_DT_DC] = sig[S.COOLANT_OUT_DC] - sig[S.COOLANT_IN_DC]
+            else:
+                sig[S.COOLANT_DT_DC] = 0
         # Feedback of a contactor commanded open (last tick's outputs) that
         # still reads closed.
         out = st.outputs

@@ -16,6 +16,7 @@ BLOCK_DSG = const(2)
 OPEN = const(4)
 DERATE_CHG = const(8)  # warnings: halve the charge limit
 DERATE_DSG = const(16)  # warnings: halve the discharge limit
+COOLING = const(32)  # cooling is faulty: limits capped at cooling_fault_limit_pm
 
 ABOVE = const(1)
 BELOW = const(0)
@@ -31,7 +32,8 @@ TABLE = (
     ("CELL_UV_WARN", S.CELL_MIN_MV, BELOW, WARNING, DERATE_DSG, False, "mv", M),
     ("CELL_UV", S.CELL_MIN_MV, BELOW, FAULT, BLOCK_DSG, False, "mv", M),
     ("CELL_UV_CRIT", S.CELL_MIN_MV, BELOW, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "mv", M),
-    ("OT_WARN", S.TEMP_MAX_DC, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "dc", M),
+    # (above OT_WARN the limits taper linearly to zero at OT_CHG / OT_DSG)
+    ("OT_WARN", S.TEMP_MAX_DC, ABOVE, WARNING, 0, False, "dc", M),
     ("OT_CHG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_CHG, False, "dc", M),
     ("OT_DSG", S.TEMP_MAX_DC, ABOVE, FAULT, BLOCK_DSG, False, "dc", M),
     ("OT_CRIT", S.TEMP_MAX_DC, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "dc", M),
@@ -46,9 +48,11 @@ TABLE = (
     ("THERMISTOR", S.BAD_THERM, ABOVE, FAULT, BLOCK_CHG | BLOCK_DSG, False, "n", M),
     ("STUCK_READING", S.STUCK_MS, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "ms", M),
     ("STALE_MEASUREMENT", S.STALE_MS, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, False, "ms", 0),
-    ("COOLANT_OT", S.COOLANT_OUT_DC, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "dc", M),
-    ("PUMP_NO_FLOW", S.FLOW_DEFICIT_PM, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "pm", M),
-    ("COOLANT_FLOW_LOW", S.FLOW_DEFICIT_PM, ABOVE, WARNING, DERATE_CHG | DERATE_DSG, False, "pm", M),
+    ("COOLANT_OT", S.COOLANT_OUT_DC, ABOVE, WARNING, COOLING, False, "dc", M),
+    ("PUMP_NO_FLOW", S.FLOW_DEFICIT_PM, ABOVE, WARNING, COOLING, False, "pm", M),
+    ("COOLANT_FLOW_LOW", S.FLOW_DEFICIT_PM, ABOVE, WARNING, COOLING, False, "pm", M),
+    ("COOLANT_DT", S.COOLANT_DT_DC, ABOVE, WARNING, COOLING, False, "dc", M),
+    ("COOLANT_SENSOR", S.BAD_COOL, ABOVE, WARNING, COOLING, False, "n", M),
     ("CONTACTOR_WELDED", S.WELDED, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
     ("PRECHARGE_FAILED", S.PRECHARGE_LOCKED, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
     ("INTERNAL_ERROR", S.INTERNAL, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),

@@ -19,6 +19,12 @@ class Limits:
         self.chg_max_dc = cfg.fault_trip[F.index("OT_CHG")]
         self.dsg_min_dc = cfg.fault_trip[F.index("UT_DSG")]
         self.dsg_max_dc = cfg.fault_trip[F.index("OT_DSG")]
+        # Thermal derating: full current up to OT_WARN, zero at the
+        # temperature fault, so the heat made falls to nothing before a
+        # cell can reach it.
+        self.warm_dc = cfg.fault_trip[F.index("OT_WARN")]
+        # While the cooling is faulty, at most this share of the limits.
+        self.cooling_pm = cfg.cooling_fault_limit_pm
 
     def tick(self, st, now_ms):
         sig = st.sig
@@ -38,8 +44,16 @@ class Limits:
             ccl >>= 1
         if st.derate_dsg:
             dcl >>= 1
-        tmin = sig[S.TEMP_MIN_DC]
         tmax = sig[S.TEMP_MAX_DC]
+        if tmax > self.warm_dc:
+            span = self.chg_max_dc - self.warm_dc
+            ccl = 0 if tmax >= self.chg_max_dc else ccl * (self.chg_max_dc - tmax) // span
+            span = self.dsg_max_dc - self.warm_dc
+            dcl = 0 if tmax >= self.dsg_max_dc else dcl * (self.dsg_max_dc - tmax) // span
+        if st.cooling_fault:
+            ccl = ccl * self.cooling_pm // 1000
+            dcl = dcl * self.cooling_pm // 1000
+        tmin = sig[S.TEMP_MIN_DC]
         if st.block_chg or st.valid_scans == 0 or tmin <= self.chg_min_dc or tmax >= self.chg_max_dc:
             ccl = 0
         if st.block_dsg or st.valid_scans == 0 or tmin <= self.dsg_min_dc or tmax >= self.dsg_max_dc:

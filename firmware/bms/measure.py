@@ -27,6 +27,7 @@ class Measure:
         self.cell_lo, self.cell_hi = cfg.cell_valid_mv
         self.t_short = cfg.therm_short_raw
         self.t_open = cfg.therm_open_raw
+        self.cool_implausible = cfg.coolant_implausible_dc
         self.flow_pulses = array("H", [0] * FLOW_TICKS)
         self.flow_ms = array("i", [0] * FLOW_TICKS)
         self.flow_ms_total = 0
@@ -91,8 +92,21 @@ class Measure:
             sig[S.TEMP_MIN_DC] = lo
         sig[S.BAD_THERM] = bad
         k.ntc_interp(st.raw_cool, 2, self.ntc_raw, self.ntc_dc, self.ntc_n, st.cool_dc)
-        sig[S.COOLANT_IN_DC] = st.cool_dc[0]
-        sig[S.COOLANT_OUT_DC] = st.cool_dc[1]
+        bad = 0
+        for i in range(2):
+            r = st.raw_cool[i]
+            if r <= self.t_short or r >= self.t_open:
+                bad += 1
+        if bad == 0:
+            cin = st.cool_dc[0]
+            cout = st.cool_dc[1]
+            d = cout - cin
+            if d > self.cool_implausible or d < -self.cool_implausible:
+                bad = 1  # both read, but they cannot both be right
+            else:
+                sig[S.COOLANT_IN_DC] = cin
+                sig[S.COOLANT_OUT_DC] = cout
+        sig[S.BAD_COOL] = bad
         ma = ((st.raw_current * self.cur_gain) >> 8) + self.cur_off
         sig[S.CURRENT_MA] = ma
         sig[S.CHARGE_MA] = ma if ma > 0 else 0

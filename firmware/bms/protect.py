@@ -36,7 +36,7 @@ class Protect:
         trip = self.trip
         rec = self.rec
         warn = bchg = bdsg = opn = count = 0
-        dchg = ddsg = 0
+        dchg = ddsg = cool = 0
         measured = self.measured
         for i in range(self.n):
             v = sig[self.sig_idx[i]]
@@ -86,12 +86,15 @@ class Protect:
                     dchg = 1
                 if a & F.DERATE_DSG:
                     ddsg = 1
+                if a & F.COOLING:
+                    cool = 1
         if st.internal_error:
             bchg = bdsg = opn = 1
         st.n_active = count
         st.warnings = warn
         st.derate_chg = dchg
         st.derate_dsg = ddsg
+        st.cooling_fault = cool
         st.block_chg = bchg
         st.block_dsg = bdsg
         st.open_req = opn

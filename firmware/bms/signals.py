@@ -30,7 +30,9 @@ WELDED = const(23)  # 1: contactor feedback closed although commanded open
 PRECHARGE_LOCKED = const(24)  # 1: precharge failed on every try
 INTERNAL = const(25)  # 1: an exception was caught in the tick
 WDT_BOOT = const(26)  # 1: the last reset was the watchdog
-N_SIGNALS = const(27)
+BAD_COOL = const(27)  # coolant sensors open, shorted or implausible
+COOLANT_DT_DC = const(28)  # outlet - inlet while the pump runs
+N_SIGNALS = const(29)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -39,5 +41,5 @@ NAMES = (
     "coolant_in_dc", "coolant_out_dc", "flow_hz",
     "bad_cell_ch", "bad_therm", "stuck_ms", "stale_ms", "spread_plateau_mv",
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
-    "internal", "wdt_boot",
+    "internal", "wdt_boot", "bad_cool", "coolant_dt_dc",
 )

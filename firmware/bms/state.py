@@ -10,6 +10,7 @@ OUT_NEG = const(1)
 OUT_PRE = const(2)
 OUT_POS = const(4)
 IN_ENABLE = const(8)  # enable input (key switch / E-stop chain) is on
+IN_CHARGER = const(16)  # a charge source is present (heater may run from it)
 
 # Event log codes (ring in State.events: now_ms, code, arg, value).
 EV_FAULT_SET = const(1)
@@ -55,6 +56,7 @@ class State:
         self.warnings = 0
         self.derate_chg = 0
         self.derate_dsg = 0
+        self.cooling_fault = 0
         self.block_chg = 0
         self.block_dsg = 0
         self.open_req = 0
