@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from host_tools import scenario as S
+from host_tools.plant import PUMP_MAX_LPM
 from host_tools.sim import FirmwareError, Simulation
 
 STATES = ("idle", "charging", "discharging", "balancing")
@@ -208,7 +209,7 @@ def reference_time(job: Job, res, hello, t_det):
         ref = _run_start(window(res.vmax_meas, res.vmin_meas), t, t_det) if t_det is not None else None
         return ref, delay + TICK_S, truth
     if job.kind in ("coolant_leak", "pump_seized"):
-        expect = res.duty * 10.0  # L/min at this duty (plant pump: 10 L/min at full duty)
+        expect = res.duty * PUMP_MAX_LPM  # L/min the pump gives at this duty
         with np.errstate(divide="ignore", invalid="ignore"):
             deficit = np.where(expect > 0, 1000 * (1 - res.flow_lpm / expect), 0)
         truth = _first(after & (deficit >= trip), t)

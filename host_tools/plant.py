@@ -17,15 +17,24 @@ from host_tools.ocv import OcvCurve
 COOLANT_J_PER_K = 4.0e-3 * 1070 * 3300
 COOLANT_CP = 3300.0
 COOLANT_RHO = 1070.0
-PUMP_MAX_FLOW_M3_S = 10.0 / 60000  # 10 L/min at full duty (assumed 12 V pump)
-PUMP_MAX_W = 20.0  # electrical power at full duty (assumed); ~ speed^3
+# Pump: a 12 V auxiliary coolant pump of the Bosch 0392023004 class, rated
+# 13 W and about 15 L/min (ratings as listed on the epicEFI wiki's "Coolant
+# Pump" page). Flow taken proportional to speed ~ duty, power ~ speed^3
+# (pump affinity laws).
+PUMP_MAX_LPM = 15.0
+PUMP_MAX_FLOW_M3_S = PUMP_MAX_LPM / 60000
+PUMP_MAX_W = 13.0
 PUMP_MIN_DUTY = 0.1  # below this the pump does not turn (assumed)
 # Hall flow meter in the loop: ~7.5 Hz per L/min (YF-S201 class, as
 # commonly published; the firmware's flow_hz_full = 75 matches it).
 FLOW_HZ_PER_LPM = 7.5
-# Conductances (assumed, order of magnitude for a prismatic cell on a cold
-# plate): cell to plate with coolant flowing / stagnant, cell to cabinet air,
-# cell to neighbour, radiator to ambient with / without flow.
+# Conductances (assumptions, not measurements): cell to plate with coolant
+# flowing / stagnant, cell to cabinet air, cell to neighbour, radiator to
+# ambient with / without flow. Chosen so that a 1C load keeps a liquid-cooled
+# 100 Ah LFP cell within a few K of its coolant and the pack within ~2 K,
+# the order reported for liquid-cooled 100 Ah BESS cells (Sci. Rep. 2025,
+# "Multi-scale modelling of battery cooling systems for grid frequency
+# regulation": temperature differences below 2 K).
 G_PLATE_FLOW_W_K = 4.0
 G_PLATE_STILL_W_K = 0.4
 G_AMBIENT_W_K = 0.15

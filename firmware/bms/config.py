@@ -118,8 +118,8 @@ DEFAULTS = {
     "ntc_pullup_ohm": 10000,
     "adc_max": 4095,
     # Hall flow meter in the coolant loop (YF-S201 class, ~7.5 Hz per L/min
-    # as commonly published) and a 10 L/min pump at full duty.
-    "flow_hz_full": 75,
+    # as commonly published) and a ~15 L/min pump at full duty.
+    "flow_hz_full": 112,
     "flow_spinup_ms": 3000,
     "therm_short_raw": 20,
     "therm_open_raw": 4075,
