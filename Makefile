@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign clean distclean
+.PHONY: setup sim test bench campaign powercut clean distclean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ bench: setup
 # `make test` runs a short one.
 campaign: setup
 	$(BIN)/bmsctl campaign --repeats 9 --nominal 50 --csv $(OUT)/campaign.csv
+
+# 10,000 power cuts on littlefs; `make test` runs 1,500.
+powercut: setup
+	$(BIN)/bmsctl powercut --cuts 10000
 
 clean:
 	rm -rf $(OUT) .pytest_cache build

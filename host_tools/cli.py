@@ -50,6 +50,44 @@ def cmd_campaign(args) -> int:
     return campaign.main(args.repeats, args.nominal, Path(args.csv), args.jobs, args.seed)
 
 
+def cmd_log(args) -> int:
+    from host_tools import eventlog
+
+    if args.port:
+        print("error: reading the log over a serial port needs the console (not built yet); "
+              "use --dir on a copy of the board's filesystem or a simulator state directory", file=sys.stderr)
+        return 2
+    return eventlog.main(args.dir, args.csv)
+
+
+def cmd_powercut(args) -> int:
+    import json
+    import subprocess
+
+    from host_tools.firmware import FIRMWARE, ROOT, micropython_binary
+
+    r = subprocess.run([micropython_binary(), str(ROOT / "host_tools" / "mp" / "powercut.py"), str(FIRMWARE),
+                        str(args.cuts), str(args.seed)], capture_output=True, text=True)
+    if r.returncode:
+        print(r.stdout + r.stderr, file=sys.stderr)
+        return 1
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    print(f"littlefs on a NOR-flash model (4 KiB erase blocks, 192 KiB), power cut at a random program/erase operation")
+    print(f"power cuts                      {out['cuts']} (over {out['rounds']} operations: {out['ops']['config']} config saves, "
+          f"{out['ops']['state']} state saves, {out['ops']['log']} log appends)")
+    bad = 0
+    for k, label in (("unmountable", "unmountable filesystems"), ("config_mixed", "configs neither entirely old nor new"),
+                     ("config_missing", "configs missing"), ("state_corrupt_accepted", "corrupted state records accepted"),
+                     ("state_wrong", "state records neither old nor new"), ("log_corrupt_accepted", "corrupted log records accepted"),
+                     ("log_lost_beyond_newest", "log records lost beyond the newest")):
+        print(f"{label:<40}{out[k]}")
+        bad += out[k]
+    f = out["full"]
+    print(f"full filesystem (errno {f['fill_errno']}): {f['appended']} of {f['tried']} appends stored, {f['dropped']} dropped; "
+          f"oldest record {f['oldest_before']} -> {f['oldest_after']}, newest {f['newest_after']}")
+    return 1 if bad else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bmsctl", description="Host tools for the MicroPython BMS")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -69,6 +107,15 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the number of cores)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_campaign)
+    p = sub.add_parser("log", help="decode the firmware's event log to CSV")
+    p.add_argument("--dir", help="a directory holding the firmware's files (log/*.seg)")
+    p.add_argument("--port", help="a board's serial port (needs the console)")
+    p.add_argument("--csv", help="write here instead of standard output")
+    p.set_defaults(func=cmd_log)
+    p = sub.add_parser("powercut", help="power cuts during config saves, state saves and log appends on littlefs")
+    p.add_argument("--cuts", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_powercut)
     args = ap.parse_args(argv)
     return args.func(args)
 

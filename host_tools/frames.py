@@ -23,7 +23,7 @@ EVENT = struct.Struct("<iHHi")  # firmware ms, code, arg, value
 ACT_FIXED = EV_OFF + 4 + EV_SLOTS * EVENT.size
 
 # event codes (firmware/bms/state.py)
-EV_FAULT_SET, EV_FAULT_CLEAR, EV_CONTACTOR, EV_INTERNAL, EV_BOOT = 1, 2, 3, 4, 5
+EV_FAULT_SET, EV_FAULT_CLEAR, EV_CONTACTOR, EV_INTERNAL, EV_BOOT, EV_RESTORED = 1, 2, 3, 4, 5, 6
 
 
 def actuator_size(cells: int) -> int:

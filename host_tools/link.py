@@ -37,12 +37,13 @@ class Actuators:
 
 class FirmwareLink:
     def __init__(self, config: dict, kernels: str = "viper", firmware_dir: Path | None = None,
-                 mp_args=(), reset_cause: str = "power"):
+                 mp_args=(), reset_cause: str = "power", state_dir: Path | None = None):
         self.config = config
         self.kernels = kernels
         self.firmware_dir = Path(firmware_dir or FIRMWARE)
         self.mp_args = tuple(mp_args)
         self.reset_cause = reset_cause
+        self.state_dir = state_dir
         self.hello: dict = {}
         self.log = ""
 
@@ -60,7 +61,8 @@ class FirmwareLink:
         self._logf = open(self._log_path, "wb")
         self.proc = subprocess.Popen(
             [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
-             "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels, "--reset-cause", self.reset_cause],
+             "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels, "--reset-cause", self.reset_cause,
+             *(("--state-dir", str(self.state_dir)) if self.state_dir else ())],
             cwd=str(self.firmware_dir), stdout=self._logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.conn = None
         try:

@@ -105,13 +105,14 @@ class Result:
 class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
                  firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
-                 linger_s: float = 1.0, cpu: int | None = None):
+                 linger_s: float = 1.0, cpu: int | None = None, state_dir: Path | None = None):
         """stop_on_fault: end the run `linger_s` after this fault is first
         raised (campaigns). cpu: the core for the lock-step pair (default:
         chosen by pid)."""
         self.stop_on_fault = stop_on_fault
         self.linger_s = linger_s
         self.cpu = cpu
+        self.state_dir = state_dir  # the firmware's persistent files (survive between runs)
         self.sc = sc
         self.kernels = kernels
         self.plot_every_s = plot_every_s
@@ -138,7 +139,7 @@ class Simulation:
         sc = self.sc
         self.config = firmware_config(sc)
         reset = "wdt" if any(f.kind == "watchdog_reset" for f in sc.faults) else "power"
-        with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset) as link:
+        with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, self.state_dir) as link:
             result = self._loop(link)
         result.firmware_log = link.log
         return result

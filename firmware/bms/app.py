@@ -1,6 +1,6 @@
 # The application: the state, the stages in pipeline order, and the HAL.
 # app.tick(now_ms) is a step function; whoever owns the clock calls it.
-from bms.state import State, EV_INTERNAL, EV_BOOT
+from bms.state import State, EV_INTERNAL, EV_BOOT, EV_RESTORED
 from bms.measure import Measure
 from bms.diagnose import Diagnose
 from bms.protect import Protect
@@ -35,6 +35,21 @@ class App:
         st = self.state
         st.boot_wdt = 1 if watchdog_reset else 0
         st.event(0, EV_BOOT, st.boot_wdt, 0)
+
+    def restore(self, latched_bits, soc_cpct):
+        """At boot, from the state record: latched faults come back active
+        (so the contactors stay open until they are cleared and their cause
+        is gone) and are reported as events. Returns how many."""
+        from bms import faults as F
+        st = self.state
+        n = 0
+        for i in range(F.N_FAULTS):
+            if F.TABLE[i][5] and latched_bits[i >> 3] & (1 << (i & 7)):
+                st.fault_active[i] = 1
+                st.event(0, EV_RESTORED, i, 0)
+                n += 1
+        st.soc_cpct = soc_cpct
+        return n
 
     def tick(self, now_ms):
         st = self.state

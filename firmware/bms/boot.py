@@ -8,7 +8,7 @@ from bms.config import Config, ConfigError
 
 
 def _args(argv):
-    opts = {"config": None, "sim": None, "kernels": "viper", "reset-cause": "power"}
+    opts = {"config": None, "sim": None, "kernels": "viper", "reset-cause": "power", "state-dir": None}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -16,7 +16,7 @@ def _args(argv):
             opts[a[2:]] = argv[i + 1]
             i += 2
         else:
-            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt]; got " + repr(a))
+            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]; got " + repr(a))
     return opts
 
 
@@ -62,6 +62,13 @@ def main(argv):
     app = App(cfg, hal, kernels)
     # The simulator says how the "board" was reset; a board asks machine.
     app.boot(opts["reset-cause"] == "wdt")
+    keeper = None
+    if opts["state-dir"]:
+        from bms.persist.keeper import Keeper
+        from bms.persist.state_record import StateStore
+        from bms.persist.event_log import EventLog
+        keeper = Keeper(StateStore(opts["state-dir"]), EventLog(opts["state-dir"]))
+        keeper.restore(app)  # before the first tick: latched faults keep the contactors open
     hal.hello(json.dumps({
         "version": VERSION,
         "cells": cfg.cells,
@@ -96,6 +103,8 @@ def main(argv):
     try:
         while hal.receive():
             app.tick(hal.now_ms)
+            if keeper is not None:
+                keeper.after_tick(app, hal.now_ms)
     except KeyboardInterrupt:
         app.safe(hal.now_ms)
         hal.write(app.state)

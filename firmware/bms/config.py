@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 # mv, ma, mah, ms, dc (0.1 degC), pm (per mille), cpm (C-rate per mille),
 # q16/q8 (fixed-point gains: value = raw * gain >> 16 or >> 8).
 INT_KEYS = {
+    "version": (1, 100, "configuration schema version"),
     "cells": (1, MAX_CELLS, "cells in series"),
     "temps": (1, MAX_TEMPS, "cell temperature sensors"),
     "capacity_mah": (100, 2000000, "rated capacity"),

@@ -18,6 +18,7 @@ EV_FAULT_CLEAR = const(2)
 EV_CONTACTOR = const(3)
 EV_INTERNAL = const(4)
 EV_BOOT = const(5)
+EV_RESTORED = const(6)  # a latched fault restored from the state record at boot
 EVENTS = const(64)
 
 
