@@ -35,8 +35,7 @@ class Protect:
         above = self.above
         trip = self.trip
         rec = self.rec
-        warn = bchg = bdsg = opn = count = 0
-        dchg = ddsg = cool = 0
+        warn = count = acts = 0
         measured = self.measured
         for i in range(self.n):
             v = sig[self.sig_idx[i]]
@@ -72,32 +71,19 @@ class Protect:
                     gone[i] = 0
             if active[i]:
                 count += 1
-                s = self.sev[i]
-                if s == F.WARNING:
+                if self.sev[i] == F.WARNING:
                     warn += 1
-                a = self.act[i]
-                if a & F.BLOCK_CHG:
-                    bchg = 1
-                if a & F.BLOCK_DSG:
-                    bdsg = 1
-                if a & F.OPEN:
-                    opn = 1
-                if a & F.DERATE_CHG:
-                    dchg = 1
-                if a & F.DERATE_DSG:
-                    ddsg = 1
-                if a & F.COOLING:
-                    cool = 1
+                acts |= self.act[i]
         if st.internal_error:
-            bchg = bdsg = opn = 1
+            acts |= F.BLOCK_CHG | F.BLOCK_DSG | F.OPEN
         st.n_active = count
         st.warnings = warn
-        st.derate_chg = dchg
-        st.derate_dsg = ddsg
-        st.cooling_fault = cool
-        st.block_chg = bchg
-        st.block_dsg = bdsg
-        st.open_req = opn
+        st.derate_chg = 1 if acts & F.DERATE_CHG else 0
+        st.derate_dsg = 1 if acts & F.DERATE_DSG else 0
+        st.cooling_fault = 1 if acts & F.COOLING else 0
+        st.block_chg = 1 if acts & F.BLOCK_CHG else 0
+        st.block_dsg = 1 if acts & F.BLOCK_DSG else 0
+        st.open_req = 1 if acts & F.OPEN else 0
 
     def clear(self, st, now_ms):
         # Clears latched faults whose cause is gone; returns how many.

@@ -5,6 +5,7 @@
 # torn and nothing after it reaches the flash until `dead` is cleared.
 import random
 import micropython
+from bufcopy import copy as _copy
 
 BLOCK = 4096
 BLOCKS = 48  # 192 KiB
@@ -12,16 +13,6 @@ BLOCKS = 48  # 192 KiB
 
 # littlefs calls the block device with the heap locked at times: copy and
 # program without allocating.
-@micropython.viper
-def _copy(dst, src, a: int, n: int):
-    d = ptr8(dst)
-    s = ptr8(src)
-    i = 0
-    while i < n:
-        d[i] = s[a + i]
-        i += 1
-
-
 @micropython.viper
 def _program(dst, a: int, src, n: int):
     d = ptr8(dst)

@@ -23,21 +23,13 @@ from bms.config import Config  # noqa: E402
 from bms.hal.sim import SimHal, HDR  # noqa: E402
 from bms.app import App  # noqa: E402
 from bms import kernels as KV, kernels_ref as KR  # noqa: E402
-from bms.hal import sim as simhal  # noqa: E402
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0] if "/" in __file__ else ".")
+from bufcopy import copy as copy_frame  # noqa: E402
 
 K = KR if KERNELS == "ref" else KV
 FRAMES = 600
 TEMPS = max(1, min(N, N // 4 if N >= 8 else N))
-
-
-@micropython.viper
-def copy_frame(dst, src, base: int, n: int):
-    d = ptr8(dst)
-    s = ptr8(src)
-    i = 0
-    while i < n:
-        d[i] = s[base + i]
-        i += 1
 
 
 class ReplayStream:
