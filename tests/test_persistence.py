@@ -31,3 +31,9 @@ def test_power_cuts():
     assert full["fill_errno"] == 28  # the filesystem really was full
     assert full["newest_after"] > full["oldest_after"] > full["oldest_before"]  # the oldest records made room
     assert full["appended"] + full["dropped"] == full["tried"]
+
+
+def test_a_setting_change_recomputes_what_derives_from_it():
+    out = mp(ROOT / "tests" / "mp_reconfigure_check.py", FIRMWARE)
+    assert out == {"before": 0, "bad_rejected": True, "cells_rejected": True, "still_default": True,
+                   "after": 1, "contactors_open": True}, out

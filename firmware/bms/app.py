@@ -14,20 +14,35 @@ class App:
     def __init__(self, cfg, hal, kernels=None):
         if kernels is None:
             from bms import kernels
-        self.cfg = cfg
+        self.kernels = kernels
         self.hal = hal
         self.state = State(cfg.cells, cfg.temps)
+        self._build(cfg)
+        self.errors = 0
+
+    def _build(self, cfg):
+        k = self.kernels
+        self.cfg = cfg
         self.protect = Protect(cfg)
         self.stages = (
-            Measure(cfg, kernels),
+            Measure(cfg, k),
             Diagnose(cfg),
             self.protect,
             Limits(cfg),
-            Balance(cfg, kernels),
+            Balance(cfg, k),
             Thermal(cfg),
             Contactor(cfg),
         )
-        self.errors = 0
+
+    def reconfigure(self, cfg):
+        """Applies a new, already validated configuration between ticks:
+        every stage is rebuilt from it, so everything derived from a setting
+        follows it. The state (faults, latches, contactors, counters) stays.
+        A different cell or sensor count needs a reboot."""
+        if cfg.cells != self.cfg.cells or cfg.temps != self.cfg.temps:
+            raise ValueError("config: cells/temps change needs a reboot (%d/%d -> %d/%d)"
+                             % (self.cfg.cells, self.cfg.temps, cfg.cells, cfg.temps))
+        self._build(cfg)
 
     def boot(self, watchdog_reset):
         # Reported at boot, before the contactors may close: WATCHDOG_RESET
