@@ -147,3 +147,31 @@ def test_stuck_track(kernel_worker, raw, data, dt):
 @given(vals=cell_volts(), lo=st.integers(0, 65535), hi=st.integers(0, 65535))
 def test_count_outside(kernel_worker, vals, lo, hi):
     same(kernel_worker, "count_outside", [arr("H", vals), len(vals), lo, hi])
+
+
+@st.composite
+def fault_table(draw):
+    nsig = draw(st.integers(1, 32))
+    n = draw(st.integers(0, 40))
+    sig = draw(st.lists(st.integers(-2_000_000, 2_000_000) | st.sampled_from([0, -1, 1, -200, 3650]), min_size=nsig, max_size=nsig))
+    rows = []
+    for _ in range(n):
+        trip = draw(st.integers(-1_000_000, 1_000_000) | st.sampled_from([0, -200, 3650, 1]))
+        rec = trip + draw(st.integers(-1000, 1000))
+        rows += [draw(st.integers(0, nsig - 1)), draw(st.integers(0, 1)), trip, rec,
+                 draw(st.integers(0, 5000)), draw(st.integers(0, 5000)), draw(st.integers(0, 1)),
+                 draw(st.integers(0, 1)), draw(st.integers(0, 1)), draw(st.integers(0, 63))]
+    acc = draw(st.lists(st.integers(0, 6000), min_size=n, max_size=n))
+    active = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    gone = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    io = [n, draw(st.integers(0, 2000)), draw(st.integers(0, 1)), 0, 0, 0]
+    return sig, rows, acc, active, gone, io
+
+
+@EXAMPLES
+@given(t=fault_table())
+def test_fault_rows(kernel_worker, t):
+    sig, rows, acc, active, gone, io = t
+    n = io[0]
+    same(kernel_worker, "fault_rows", [arr("i", sig), arr("i", rows), arr("i", acc), {"t": "b", "v": active},
+                                       {"t": "b", "v": gone}, {"t": "b", "v": [9] * n}, arr("i", io)])

@@ -23,7 +23,7 @@ class App:
     def _build(self, cfg):
         k = self.kernels
         self.cfg = cfg
-        self.protect = Protect(cfg)
+        self.protect = Protect(cfg, k)
         self.stages = (
             Measure(cfg, k),
             Diagnose(cfg),

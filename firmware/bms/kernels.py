@@ -329,3 +329,115 @@ def count_outside(vals, n: int, lo: int, hi: int) -> int:
             c += 1
         i += 1
     return c
+
+
+ROW = 10  # stride of the packed fault table (see fault_rows)
+
+
+@micropython.viper
+def fault_rows(sig, rows, acc, active, gone, changed, io) -> int:
+    # Evaluates the fault table over the signals: trip and recovery
+    # debounce with hysteresis and latching.
+    # rows ('i', ROW per fault): signal index, above (1) / below (0), trip,
+    #   recover, trip delay ms, recover delay ms, latching, measured,
+    #   is-warning, action bits.
+    # acc ('i'): 0 = condition not holding, else held ms + 1.
+    # active, gone (bytearray): the fault is active / its latched cause is gone.
+    # changed (bytearray, out): 1 raised, 2 cleared this call, else 0.
+    # io ('i'): [0] n, [1] dt ms, [2] judge measured rows (0/1);
+    #   out: [3] OR of the active rows' action bits, [4] active count,
+    #   [5] active warnings. Returns the number of changed rows.
+    # Signed 32-bit values (signals, thresholds) are read as two 16-bit
+    # halves: ptr32 loads zero-extended on 64-bit hosts, and a literal above
+    # 0x3fffffff would become an object (little-endian ports only).
+    s16 = ptr16(sig)
+    r16 = ptr16(rows)
+    pa = ptr32(acc)
+    pact = ptr8(active)
+    pg = ptr8(gone)
+    pc = ptr8(changed)
+    q = ptr32(io)
+    pr = ptr32(rows)
+    n = q[0]
+    dt = q[1]
+    judge = q[2]
+    acts = 0
+    count = 0
+    warn = 0
+    nchg = 0
+    i = 0
+    while i < n:
+        b = i * 10
+        pc[i] = 0
+        if pr[b + 7] and not judge:
+            pass
+        else:
+            k = pr[b] * 2
+            hi = s16[k + 1]
+            if hi > 32767:
+                hi -= 65536
+            v = (hi << 16) | s16[k]
+            above = pr[b + 1]
+            h = pa[i]
+            if pact[i] == 0:
+                hi = r16[2 * b + 5]
+                if hi > 32767:
+                    hi -= 65536
+                trip = (hi << 16) | r16[2 * b + 4]
+                if above:
+                    hit = v >= trip
+                else:
+                    hit = v <= trip
+                if hit:
+                    held = 0
+                    if h:
+                        held = h - 1 + dt
+                    if held >= pr[b + 4]:
+                        pact[i] = 1
+                        pg[i] = 0
+                        pc[i] = 1
+                        nchg += 1
+                        pa[i] = 0
+                    else:
+                        pa[i] = held + 1
+                else:
+                    pa[i] = 0
+            else:
+                hi = r16[2 * b + 7]
+                if hi > 32767:
+                    hi -= 65536
+                rec = (hi << 16) | r16[2 * b + 6]
+                if above:
+                    ok = v < rec
+                else:
+                    ok = v > rec
+                if ok:
+                    held = 0
+                    if h:
+                        held = h - 1 + dt
+                    rms = pr[b + 5]
+                    if held >= rms:
+                        held = rms
+                        if pr[b + 6]:
+                            pg[i] = 1  # latched: stays active until `clear`
+                            pa[i] = held + 1
+                        else:
+                            pact[i] = 0
+                            pc[i] = 2
+                            nchg += 1
+                            pa[i] = 0
+                    else:
+                        pa[i] = held + 1
+                else:
+                    pa[i] = 0
+                    pg[i] = 0
+        if pact[i]:
+            count += 1
+            if pr[b + 8]:
+                warn += 1
+            acts |= pr[b + 9]
+        i += 1
+    q[3] = acts
+    q[4] = count
+    q[5] = warn
+    return nchg

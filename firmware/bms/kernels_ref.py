@@ -161,3 +161,57 @@ def count_outside(vals, n, lo, hi):
         if vals[i] < lo or vals[i] > hi:
             c += 1
     return c
+
+
+def fault_rows(sig, rows, acc, active, gone, changed, io):
+    n, dt, judge = io[0], io[1], io[2]
+    acts = count = warn = nchg = 0
+    for i in range(n):
+        b = i * 10
+        changed[i] = 0
+        if not (rows[b + 7] and not judge):
+            v = sig[rows[b]]
+            above = rows[b + 1]
+            h = acc[i]
+            held = h - 1 + dt if h else 0
+            if not active[i]:
+                trip = rows[b + 2]
+                if (v >= trip) if above else (v <= trip):
+                    if held >= rows[b + 4]:
+                        active[i] = 1
+                        gone[i] = 0
+                        changed[i] = 1
+                        nchg += 1
+                        acc[i] = 0
+                    else:
+                        acc[i] = held + 1
+                else:
+                    acc[i] = 0
+            else:
+                rec = rows[b + 3]
+                if (v < rec) if above else (v > rec):
+                    rms = rows[b + 5]
+                    if held >= rms:
+                        held = rms
+                        if rows[b + 6]:
+                            gone[i] = 1
+                            acc[i] = held + 1
+                        else:
+                            active[i] = 0
+                            changed[i] = 2
+                            nchg += 1
+                            acc[i] = 0
+                    else:
+                        acc[i] = held + 1
+                else:
+                    acc[i] = 0
+                    gone[i] = 0
+        if active[i]:
+            count += 1
+            if rows[b + 8]:
+                warn += 1
+            acts |= rows[b + 9]
+    io[3] = acts
+    io[4] = count
+    io[5] = warn
+    return nchg

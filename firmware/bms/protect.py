@@ -5,79 +5,54 @@ from bms.state import EV_FAULT_SET, EV_FAULT_CLEAR
 
 
 class Protect:
-    def __init__(self, cfg):
+    def __init__(self, cfg, kernels):
+        from array import array
         nf = F.N_FAULTS
         self.n = nf
-        self.sig_idx = bytearray([row[1] for row in F.TABLE])
-        self.above = bytearray([row[2] for row in F.TABLE])
-        self.sev = bytearray([row[3] for row in F.TABLE])
-        self.act = bytearray([row[4] for row in F.TABLE])
+        self.k = kernels
         self.latch = bytearray([1 if row[5] else 0 for row in F.TABLE])
-        self.measured = bytearray([row[7] for row in F.TABLE])
-        self.trip = cfg.fault_trip
-        self.trip_ms = cfg.fault_trip_ms
-        self.rec = cfg.fault_rec
-        self.rec_ms = cfg.fault_rec_ms
+        self.sig_idx = bytearray([row[1] for row in F.TABLE])
+        # the fault table packed for the kernel (kernels.fault_rows)
+        rows = array("i", [0] * (10 * nf))
+        for i in range(nf):
+            row = F.TABLE[i]
+            b = 10 * i
+            rows[b] = row[1]
+            rows[b + 1] = row[2]
+            rows[b + 2] = cfg.fault_trip[i]
+            rows[b + 3] = cfg.fault_rec[i]
+            rows[b + 4] = cfg.fault_trip_ms[i]
+            rows[b + 5] = cfg.fault_rec_ms[i]
+            rows[b + 6] = 1 if row[5] else 0
+            rows[b + 7] = row[7]
+            rows[b + 8] = 1 if row[3] == F.WARNING else 0
+            rows[b + 9] = row[4]
+        self.rows = rows
+        self.io = array("i", [nf, 0, 0, 0, 0, 0])
+        self.changed = bytearray(nf)
 
     def tick(self, st, now_ms):
         # Faults on measurements are judged only on a fresh, complete scan:
         # before the first one and while the front end is silent their
         # debounce holds (STALE_MEASUREMENT covers the silence).
-        judge = st.fresh and st.valid_scans > 0
         if st.clear_req:
             st.clear_req = 0
             self.clear(st, now_ms)
+        io = self.io
+        io[1] = st.dt_ms
+        io[2] = 1 if st.fresh and st.valid_scans > 0 else 0
         sig = st.sig
-        active = st.fault_active
-        gone = st.fault_cause_gone
-        acc = st.fault_acc_ms
-        dt = st.dt_ms
-        above = self.above
-        trip = self.trip
-        rec = self.rec
-        warn = count = acts = 0
-        measured = self.measured
-        for i in range(self.n):
-            v = sig[self.sig_idx[i]]
-            if measured[i] and not judge:
-                pass
-            elif not active[i]:
-                hit = v >= trip[i] if above[i] else v <= trip[i]
-                if hit:
-                    a = 0 if acc[i] < 0 else acc[i] + dt
-                    if a >= self.trip_ms[i]:
-                        active[i] = 1
-                        gone[i] = 0
-                        a = -1
-                        st.event(now_ms, EV_FAULT_SET, i, v)
-                    acc[i] = a
-                else:
-                    acc[i] = -1
-            else:
-                ok = v < rec[i] if above[i] else v > rec[i]
-                if ok:
-                    a = 0 if acc[i] < 0 else acc[i] + dt
-                    if a >= self.rec_ms[i]:
-                        a = self.rec_ms[i]
-                        if self.latch[i]:
-                            gone[i] = 1  # stays active until `clear`
-                        else:
-                            active[i] = 0
-                            a = -1
-                            st.event(now_ms, EV_FAULT_CLEAR, i, v)
-                    acc[i] = a
-                else:
-                    acc[i] = -1
-                    gone[i] = 0
-            if active[i]:
-                count += 1
-                if self.sev[i] == F.WARNING:
-                    warn += 1
-                acts |= self.act[i]
+        if self.k.fault_rows(sig, self.rows, st.fault_acc_ms, st.fault_active, st.fault_cause_gone, self.changed, io):
+            ch = self.changed
+            for i in range(self.n):
+                c = ch[i]
+                if c:
+                    st.event(now_ms, EV_FAULT_SET if c == 1 else EV_FAULT_CLEAR, i, sig[self.sig_idx[i]])
+        acts = io[3]
         if st.internal_error:
             acts |= F.BLOCK_CHG | F.BLOCK_DSG | F.OPEN
-        st.n_active = count
-        st.warnings = warn
+        st.n_active = io[4]
+        st.warnings = io[5]
         st.derate_chg = 1 if acts & F.DERATE_CHG else 0
         st.derate_dsg = 1 if acts & F.DERATE_DSG else 0
         st.cooling_fault = 1 if acts & F.COOLING else 0
@@ -92,7 +67,7 @@ class Protect:
             if st.fault_active[i] and self.latch[i] and st.fault_cause_gone[i]:
                 st.fault_active[i] = 0
                 st.fault_cause_gone[i] = 0
-                st.fault_acc_ms[i] = -1
+                st.fault_acc_ms[i] = 0
                 st.event(now_ms, EV_FAULT_CLEAR, i, 0)
                 n += 1
         return n

@@ -52,7 +52,7 @@ class State:
         # protect.
         self.fault_active = bytearray(N_FAULTS)
         self.fault_cause_gone = bytearray(N_FAULTS)
-        self.fault_acc_ms = array("i", [-1] * N_FAULTS)
+        self.fault_acc_ms = array("i", [0] * N_FAULTS)  # 0 idle, else held ms + 1
         self.n_active = 0
         self.warnings = 0
         self.derate_chg = 0

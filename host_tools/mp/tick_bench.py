@@ -221,7 +221,16 @@ def mode_kernels():
     dp = array("i", [3350, 3300, 500, 1000, 100, 1])
     acc = array("i", [0] * n)
     flags = bytearray(n)
+    # the fault table as the firmware packs it (31 rows, not per cell)
+    from bms.protect import Protect
+    prot = Protect(Config({"cells": 16, "temps": 4, "capacity_mah": 100000}), KV)
+    fsig = array("i", [3300, 3290, 0, 0, 52000, 10, 250, 240] + [0] * 21)
+    facc = array("i", [0] * len(prot.changed))
+    fact = bytearray(len(prot.changed))
+    fgone = bytearray(len(prot.changed))
+    fio = array("i", [len(prot.changed), 100, 1, 0, 0, 0])
     cases = (
+        ("fault_rows (31 rows)", lambda k: k.fault_rows(fsig, prot.rows, facc, fact, fgone, prot.changed, fio)),
         ("scale_cells", lambda k: k.scale_cells(raw, gain, off, out, n)),
         ("minmax_sum", lambda k: k.minmax_sum(mv, n, res)),
         ("balance_select", lambda k: k.balance_select(mv, n, bp, mask)),
