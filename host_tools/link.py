@@ -72,8 +72,7 @@ class FirmwareLink:
                 raise FirmwareError("firmware did not connect: " + self._read_log()) from None
             self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conn.settimeout(30)
-            hdr = self._recv_exact(4)
-            hello = json.loads(self._recv_exact(int.from_bytes(hdr, "little")))
+            hello = json.loads(self._recv_line())
             if "error" in hello:
                 raise FirmwareError("firmware rejected the configuration: " + hello["error"])
         except BaseException:
@@ -109,6 +108,17 @@ class FirmwareLink:
             return self._log_path.read_text(errors="replace")[-4000:]
         except OSError:
             return ""
+
+    def _recv_line(self, limit: int = 1 << 20) -> bytes:
+        buf = bytearray()
+        while not buf.endswith(b"\n"):
+            chunk = self.conn.recv(1)
+            if not chunk:
+                raise FirmwareError("firmware closed the connection: " + self._read_log())
+            buf += chunk
+            if len(buf) > limit:
+                raise FirmwareError("firmware hello too long")
+        return bytes(buf)
 
     def _recv_exact(self, n: int) -> bytes:
         buf = bytearray()

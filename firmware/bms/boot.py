@@ -53,7 +53,7 @@ def main(argv):
     stream = connect(host, int(port))
     if error:
         # Report through the socket so the host can show it, then stop.
-        send_hello(stream, json.dumps({"error": error}))
+        send_hello(stream, {"error": error})
         stream.close()
         print("CONFIG ERROR:", error)
         sys.exit(2)
@@ -69,7 +69,7 @@ def main(argv):
         from bms.persist.event_log import EventLog
         keeper = Keeper(StateStore(opts["state-dir"]), EventLog(opts["state-dir"]))
         keeper.restore(app)  # before the first tick: latched faults keep the contactors open
-    hal.hello(json.dumps({
+    hal.hello({
         "version": VERSION,
         "cells": cfg.cells,
         "temps": cfg.temps,
@@ -99,7 +99,7 @@ def main(argv):
             "pump_min_duty_pm": cfg.pump_min_duty_pm,
             "pump_setpoint_dc": cfg.pump_setpoint_dc,
         },
-    }))
+    })
     try:
         while hal.receive():
             app.tick(hal.now_ms)

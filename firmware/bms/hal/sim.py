@@ -1,7 +1,9 @@
 # Software-in-the-loop HAL: one sensor frame in and one actuator frame out
 # per tick over a TCP socket to the host plant, in lock-step.
 #
-# Wire format (little-endian), shared with host_tools/frames.py:
+# Wire format (little-endian), shared with host_tools/frames.py. At boot
+# the firmware first sends one line of JSON (hello: version, fault table,
+# settings) or {"error": ...} when its configuration is rejected.
 # sensor frame  (host -> firmware), 12 + 2*cells + 2*temps + 20 bytes:
 #   u16 magic 0xB5A1, u8 version, u8 flags (1 = front end silent: only the
 #   inputs byte is valid; 2 = raise an exception in this tick, a test hook;
@@ -68,13 +70,12 @@ def connect(host, port):
     return s
 
 
-def send_hello(stream, text):
-    """Boot message to the host: u32 length, then JSON text."""
-    data = text.encode()
-    hdr = bytearray(4)
-    _put32(hdr, 0, len(data))
-    stream.write(hdr)
-    stream.write(data)
+def send_hello(stream, obj):
+    """Boot message to the host: one line of JSON, streamed (json.dump
+    writes piece by piece, so no large string is built on a small heap)."""
+    import json
+    json.dump(obj, stream)
+    stream.write(b"\n")
 
 
 class SimHal:
@@ -94,8 +95,8 @@ class SimHal:
         if N_FAULTS > 8 * FAULT_BYTES:
             raise ValueError("fault table larger than the frame's fault field")
 
-    def hello(self, text):
-        send_hello(self.sock, text)
+    def hello(self, obj):
+        send_hello(self.sock, obj)
 
     def receive(self):
         # Blocks for the next sensor frame; False when the host has gone.
