@@ -16,7 +16,7 @@ def cmd_sim(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        res = run(sc, kernels=args.kernels)
+        res = run(sc, kernels=args.kernels, afe=args.afe)
     except FirmwareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
@@ -96,6 +96,9 @@ def main(argv=None) -> int:
     p.add_argument("--plot", help="write a PNG plot here")
     p.add_argument("--kernels", choices=("viper", "ref"), default="viper",
                    help="firmware inner loops: viper kernels or their plain-Python twins")
+    p.add_argument("--afe", choices=("bq76952", "ltc6813", "adc"),
+                   help="read the plant through this front end's chip model and the board HAL's real driver "
+                        "(wiring from board_configs/, resized to the scenario's pack) instead of the sim HAL")
     p.set_defaults(func=cmd_sim)
     p = sub.add_parser("bench", help="firmware speed and memory on the unix port, simulator speed")
     p.add_argument("--quick", action="store_true", help="fewer cell counts and a shorter simulation")

@@ -18,6 +18,21 @@ class FirmwareError(RuntimeError):
     pass
 
 
+# `bmsctl sim --afe NAME`: the front end's chip model and the board file
+# whose wiring the firmware's board HAL is built from.
+AFE_BOARDS = {"bq76952": ("bq76952", "pico_bq76952.json"), "ltc6813": ("ltc6813", "esp32_2x_ltc6813.json"),
+              "adc": ("direct_adc", "pico_adc_4s.json")}
+
+
+def afe_args(name: str) -> tuple:
+    from host_tools.boardcfg import load_board_config
+    from host_tools.firmware import BOARD_CONFIGS, ROOT
+    afe, board = AFE_BOARDS[name]
+    path = BOARD_CONFIGS / board
+    load_board_config(path)  # the file itself must be valid before it is adapted to the pack
+    return ("--afe", afe, "--board", str(path), "--chips", str(ROOT / "host_tools" / "mp"))
+
+
 @dataclass
 class Actuators:
     flags: int
@@ -37,13 +52,15 @@ class Actuators:
 
 class FirmwareLink:
     def __init__(self, config: dict, kernels: str = "viper", firmware_dir: Path | None = None,
-                 mp_args=(), reset_cause: str = "power", state_dir: Path | None = None):
+                 mp_args=(), reset_cause: str = "power", state_dir: Path | None = None,
+                 afe: str | None = None):
         self.config = config
         self.kernels = kernels
         self.firmware_dir = Path(firmware_dir or FIRMWARE)
         self.mp_args = tuple(mp_args)
         self.reset_cause = reset_cause
         self.state_dir = state_dir
+        self.afe = afe  # None: the sim HAL; else a front end's chip model (AFE_BOARDS)
         self.hello: dict = {}
         self.log = ""
 
@@ -62,7 +79,8 @@ class FirmwareLink:
         self.proc = subprocess.Popen(
             [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
              "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels, "--reset-cause", self.reset_cause,
-             *(("--state-dir", str(self.state_dir)) if self.state_dir else ())],
+             *(("--state-dir", str(self.state_dir)) if self.state_dir else ()),
+             *(afe_args(self.afe) if self.afe else ())],
             cwd=str(self.firmware_dir), stdout=self._logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.conn = None
         try:

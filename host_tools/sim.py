@@ -105,7 +105,8 @@ class Result:
 class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
                  firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
-                 linger_s: float = 1.0, cpu: int | None = None, state_dir: Path | None = None):
+                 linger_s: float = 1.0, cpu: int | None = None, state_dir: Path | None = None,
+                 afe: str | None = None):
         """stop_on_fault: end the run `linger_s` after this fault is first
         raised (campaigns). cpu: the core for the lock-step pair (default:
         chosen by pid)."""
@@ -113,6 +114,7 @@ class Simulation:
         self.linger_s = linger_s
         self.cpu = cpu
         self.state_dir = state_dir  # the firmware's persistent files (survive between runs)
+        self.afe = afe  # None: sim HAL; "bq76952", "ltc6813", "adc": through that chip model
         self.sc = sc
         self.kernels = kernels
         self.plot_every_s = plot_every_s
@@ -139,7 +141,8 @@ class Simulation:
         sc = self.sc
         self.config = firmware_config(sc)
         reset = "wdt" if any(f.kind == "watchdog_reset" for f in sc.faults) else "power"
-        with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, self.state_dir) as link:
+        with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, self.state_dir,
+                          self.afe) as link:
             result = self._loop(link)
         result.firmware_log = link.log
         return result
@@ -322,12 +325,12 @@ class Simulation:
         return res
 
 
-def run(sc: Scenario, kernels: str = "viper") -> Result:
+def run(sc: Scenario, kernels: str = "viper", afe: str | None = None) -> Result:
     """Runs a scenario; a pump_saving expectation adds the always-on run."""
-    res = Simulation(sc, kernels).run()
+    res = Simulation(sc, kernels, afe=afe).run()
     if any(e.kind == "pump_saving" for e in sc.expects):
         import copy
         ao = copy.deepcopy(sc)
         ao.firmware["pump_force_pm"] = 1000
-        res.always_on = Simulation(ao, kernels).run()
+        res.always_on = Simulation(ao, kernels, afe=afe).run()
     return res

@@ -8,7 +8,8 @@ from bms.config import Config, ConfigError
 
 
 def _args(argv):
-    opts = {"config": None, "sim": None, "kernels": "viper", "reset-cause": "power", "state-dir": None}
+    opts = {"config": None, "sim": None, "kernels": "viper", "reset-cause": "power", "state-dir": None,
+            "afe": None, "board": None, "chips": None}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -16,7 +17,8 @@ def _args(argv):
             opts[a[2:]] = argv[i + 1]
             i += 2
         else:
-            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]; got " + repr(a))
+            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]"
+                             " [--afe bq76952|ltc6811|ltc6813|direct_adc --board FILE --chips DIR]; got " + repr(a))
     return opts
 
 
@@ -57,7 +59,20 @@ def main(argv):
         stream.close()
         print("CONFIG ERROR:", error)
         sys.exit(2)
-    hal = SimHal(cfg, kernels, stream)
+    if opts["afe"]:
+        # The plant's values go through a chip model and the board's real
+        # HAL and drivers (host_tools/mp/chips/afe_sim.py).
+        if opts["chips"]:
+            sys.path.append(opts["chips"])
+        from chips.afe_sim import AfeSimHal
+        try:
+            hal = AfeSimHal(cfg, kernels, stream, opts["afe"], opts["board"])
+        except (ValueError, KeyError, OSError) as e:
+            send_hello(stream, {"error": "board: " + str(e)})
+            stream.close()
+            sys.exit(2)
+    else:
+        hal = SimHal(cfg, kernels, stream)
     from bms.app import App
     app = App(cfg, hal, kernels)
     # The simulator says how the "board" was reset; a board asks machine.

@@ -1,0 +1,213 @@
+# Front ends as the board HAL sees them: each turns its driver's readings
+# into the State's raw units (cells 0.1 mV, temperatures as NTC counts on
+# the configuration's table, current 10 mA, pack/bus 10 mV) and applies the
+# balancing mask. scan(st) returns 0 or the driver's ERR_*; nothing here
+# allocates per tick.
+from bms.drivers.ntc import dc_to_raw, ratio_to_raw
+from bms.state import OUT_POS
+
+K_OFFSET_DK = 2732  # 0 degC in 0.1 K (273.15 K, rounded)
+
+
+class Bq76952FrontEnd:
+    """cell_channels: the chip's VC inputs used, in cell order (1-based);
+    temps: thermistor pin names (bq76952.TEMP_NAMES) in the State's order.
+    fets: the chip's CHG/DSG FETs follow the main contactor command."""
+
+    def __init__(self, drv, cfg, cell_channels, temps, fets=False):
+        from bms.drivers.bq76952 import TEMP_NAMES
+        self.drv = drv
+        self.map = bytearray(c - 1 for c in cell_channels)
+        self.tidx = bytearray(TEMP_NAMES.index(t) for t in temps)
+        self.tab_raw = cfg.ntc_raw
+        self.tab_dc = cfg.ntc_dc
+        self.tab_n = len(cfg.ntc_raw)
+        self.adc_max = cfg.adc_max
+        self.fets = fets
+        self.fets_on = -1
+        self.sent = -1
+        self.provides = ("current", "pack", "bus")
+
+    def scan(self, st):
+        d = self.drv
+        e = d.scan()
+        if e:
+            return e
+        mv = d.cell_mv
+        raw = st.raw_cells
+        m = self.map
+        for i in range(st.n_cells):
+            v = mv[m[i]] * 10
+            raw[i] = 0 if v < 0 else (65535 if v > 65535 else v)
+        t = d.temp_dk
+        ti = self.tidx
+        for j in range(st.n_temps):
+            st.raw_temps[j] = dc_to_raw(t[ti[j]] - K_OFFSET_DK, self.tab_raw, self.tab_dc, self.tab_n, self.adc_max)
+        st.raw_current = d.cc2
+        st.raw_pack = d.stack_10mv
+        st.raw_bus = d.pack_10mv  # PACK pin: the load side of the FETs/contactors
+        return 0
+
+    def feedback(self):
+        # In FET mode the DSG FET's state stands in for the positive
+        # contactor's auxiliary contact.
+        if self.fets and self.drv.fets & 4:
+            return OUT_POS
+        return 0
+
+    def apply(self, st):
+        bm = st.balance_mask
+        m = self.map
+        mask = 0
+        for i in range(st.n_cells):
+            if bm[i]:
+                mask |= 1 << m[i]
+        e = 0
+        if mask != self.sent:
+            e = self.drv.set_balance(mask)
+            self.sent = -1 if e else mask
+        if self.fets:
+            want = 1 if st.outputs & OUT_POS else 0
+            if want != self.fets_on:
+                e2 = self.drv.fets_on() if want else self.drv.fets_off()
+                self.fets_on = -1 if e2 else want
+                e = e or e2
+        return e
+
+    def safe(self):
+        self.sent = -1
+        self.fets_on = -1
+        e = self.drv.fets_off() if self.fets else 0
+        return self.drv.set_balance(0) or e
+
+
+# LTC681x aux register slots: G1..G5 are 0..4, the 2nd reference 5, G6..G9 6..9.
+GPIO_SLOT = (-1, 0, 1, 2, 3, 4, 6, 7, 8, 9)
+REF_SLOT = 5
+
+
+class Ltc681xFrontEnd:
+    """temps: (module, gpio) per cell temperature sensor, NTC dividers fed
+    from the module's 2nd reference (ratiometric). ow_every: scans between
+    open-wire checks (the first scan runs one, before anything may close)."""
+
+    def __init__(self, drv, cfg, temps, ow_every):
+        self.drv = drv
+        self.tmod = bytearray(m for m, _ in temps)
+        self.tslot = bytearray(GPIO_SLOT[g] for _, g in temps)
+        self.adc_max = cfg.adc_max
+        self.ow_every = ow_every
+        self.ow_count = 0
+        self.provides = ("pack",)
+
+    def scan(self, st):
+        d = self.drv
+        e = d.measure()
+        if e:
+            return e
+        if self.ow_count == 0:
+            e = d.open_wire()
+            if e:
+                return e
+        self.ow_count += 1
+        if self.ow_count >= self.ow_every:
+            self.ow_count = 0
+        raw = st.raw_cells
+        cells = d.cells
+        used = d.used
+        c = d.c
+        i = 0
+        for m in range(d.m):
+            o = m * c
+            for k in range(used):
+                raw[i + k] = cells[o + k]
+            # An open sense wire at pin C(k) corrupts the cells on both
+            # sides of it: they read 0 (out of range -> VOLTAGE_CHANNEL).
+            if d.n_open:
+                p = m * (c + 1)
+                op = d.open_pins
+                for k in range(used + 1):
+                    if op[p + k]:
+                        if k > 0:
+                            raw[i + k - 1] = 0
+                        if k < used:
+                            raw[i + k] = 0
+            i += used
+        aux = d.aux
+        for j in range(st.n_temps):
+            o = self.tmod[j] * 12
+            st.raw_temps[j] = ratio_to_raw(aux[o + self.tslot[j]], aux[o + REF_SLOT], self.adc_max)
+        s = 0
+        for m in range(d.m):
+            s += d.sc[m]
+        st.raw_pack = s * 3 // 10  # SC counts 30 x 100 uV = 3 mV; pack in 10 mV
+        return 0
+
+    def feedback(self):
+        return 0
+
+    def apply(self, st):
+        d = self.drv
+        bm = st.balance_mask
+        used = d.used
+        i = 0
+        for m in range(d.m):
+            bits = 0
+            for k in range(used):
+                if bm[i + k]:
+                    bits |= 1 << k
+            d.dcc[m] = bits
+            i += used
+        # Written every tick: the chip's watchdog clears the DCC bits after
+        # ~2 s without a valid command, so a hung host stops balancing. The
+        # tick's computation since the scan may have idled the isoSPI port.
+        d.wake_idle()
+        return d.write_config()
+
+    def safe(self):
+        return self.drv.balance_off()
+
+
+class DirectAdcFrontEnd:
+    """cells: drivers.direct_adc.DirectCells; temps: mux channels of the
+    cell thermistors; bleed: one Pin per cell switching its bleed resistor
+    (or empty: no balancing hardware)."""
+
+    def __init__(self, cells, mux, temps, cfg, bleed=()):
+        self.cells = cells
+        self.mux = mux
+        self.tch = bytearray(temps)
+        self.adc_max = cfg.adc_max
+        self.bleed = tuple(bleed)
+        self.on = bytearray(len(self.bleed))
+        self.provides = ("pack",) if cells.taps else ()
+
+    def scan(self, st):
+        e = self.cells.read(st.raw_cells)
+        if e:
+            return e
+        top = self.adc_max + 1
+        for j in range(st.n_temps):
+            st.raw_temps[j] = self.mux.read_u16(self.tch[j]) * top >> 16
+        if self.cells.taps:
+            st.raw_pack = self.cells.top_01mv // 100
+        return 0
+
+    def feedback(self):
+        return 0
+
+    def apply(self, st):
+        bm = st.balance_mask
+        on = self.on
+        for i in range(len(self.bleed)):
+            v = 1 if bm[i] else 0
+            if v != on[i]:
+                self.bleed[i].value(v)
+                on[i] = v
+        return 0
+
+    def safe(self):
+        for i in range(len(self.bleed)):
+            self.bleed[i].value(0)
+            self.on[i] = 0
+        return 0
