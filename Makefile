@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut clean distclean
+.PHONY: setup sim test bench campaign powercut afe clean distclean
 
 setup: $(STAMP)
 
@@ -49,6 +49,12 @@ campaign: setup
 # 10,000 power cuts on littlefs; `make test` runs 1,500.
 powercut: setup
 	$(BIN)/bmsctl powercut --cuts 10000
+
+# The default scenario through each front end's chip model (BQ76952,
+# 2x LTC6813, direct ADC) and the board HAL; `make test` runs a short one.
+afe: setup
+	@for a in bq76952 ltc6813 adc; do echo "== bmsctl sim scenarios/default.toml --afe $$a"; \
+	  $(BIN)/bmsctl sim scenarios/default.toml --afe $$a || exit 1; done
 
 clean:
 	rm -rf $(OUT) .pytest_cache build

@@ -53,6 +53,11 @@ def build(machine, clock, root="", kernels=None):
         from bms.persist.keeper import Keeper
         from bms.persist.state_record import StateStore
         from bms.persist.event_log import EventLog
+        import os
+        try:
+            os.mkdir(root + state_dir)
+        except OSError:
+            pass  # exists already
         keeper = Keeper(StateStore(root + state_dir), EventLog(root + state_dir))
         keeper.restore(app)  # before the first tick: latched faults keep the contactors open
         runner_app = _WithKeeper(app, keeper)

@@ -198,16 +198,11 @@ class LTC681x:
         module. Fills open_pins (1 = that C pin's wire is open) and n_open;
         returns 0 or an ERR_*."""
         self.wakeup()
-        for cmd, dst in ((self.c_adow_pu, self.pu), (self.c_adow_pd, self.pd)):
-            for _ in range(self.ow_repeats):
-                e = self._send(cmd)
-                if e:
-                    return e
-                self.clock.sleep_us(self.conv_cell_us)
-                self.wake_idle()
-            e = self._read_cells(dst)
-            if e:
-                return e
+        e = self._ow_pass(self.c_adow_pu, self.pu)
+        if not e:
+            e = self._ow_pass(self.c_adow_pd, self.pd)
+        if e:
+            return e
         pu = self.pu
         pd = self.pd
         op = self.open_pins
@@ -225,6 +220,15 @@ class LTC681x:
                 total += op[p + k]
         self.n_open = total
         return 0
+
+    def _ow_pass(self, cmd, dst):
+        for _ in range(self.ow_repeats):
+            e = self._send(cmd)
+            if e:
+                return e
+            self.clock.sleep_us(self.conv_cell_us)
+            self.wake_idle()
+        return self._read_cells(dst)
 
     # -- balancing ---------------------------------------------------------------
     def write_config(self):

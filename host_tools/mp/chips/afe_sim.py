@@ -50,10 +50,14 @@ def adapt(board, afe, cfg):
         a["temp_channels"] = list(range(n, n + m))
         a["gain_uv"] = [101] * n  # 0.5 V/V difference amplifier
         a["offset_mv"] = [0] * n
-        a["bleed"] = [22 + i for i in range(n)]
+        a["bleed"] = [100 + i for i in range(n)]  # bleed switches on an I/O expander (modelled pins 100+)
         board["analog"]["coolant_in"] = {"mux": n + m}
         board["analog"]["coolant_out"] = {"mux": n + m + 1}
-        board["analog"]["pack"] = {"pin": 26 if a["adc_pin"] != 26 else 29, "uv_per_count": 1000}
+        # dividers and the current sensor sized for the larger pack
+        board["analog"]["pack"] = {"pin": 26 if a["adc_pin"] != 26 else 29, "uv_per_count": 1100}
+        board["analog"]["bus"]["uv_per_count"] = 1100
+        board["analog"]["current"]["zero_count"] = 32768
+        board["analog"]["current"]["ma_per_count_q8"] = 1563
     else:
         raise ValueError("unknown --afe " + repr(afe))
     return board
@@ -129,6 +133,9 @@ class AfeSimHal(SimHal):
             used = a["cells_per_module"]
             for i in range(n):
                 self.chip.dev[i // used].cell_in[i % used] = sh.raw_cells[i]
+            for d in self.chip.dev:
+                for k in range(used, d.c):
+                    d.cell_in[k] = 0  # unused inputs shorted to the top cell's
             for j in range(m):
                 mod, g = a["temps"][j]
                 self.chip.dev[mod].gpio_in[g - 1] = sh.raw_temps[j] * 30000 // 4095

@@ -105,7 +105,7 @@ class LtcChain:
         self.corrupt = 0
         self.silent = False
         self.pec_errors = 0
-        self.commands = []
+        self.commands = {}  # code -> count of valid commands
 
     # -- CS and data -----------------------------------------------------------
     def cs(self, level):
@@ -173,7 +173,7 @@ class LtcChain:
         if regs is None:
             return
         self._alive(now)
-        self.commands.append(code)
+        self.commands[code] = self.commands.get(code, 0) + 1
         out = bytearray()
         for i, d in enumerate(self.dev):
             if code == 0x002:
@@ -192,7 +192,8 @@ class LtcChain:
         if len(f) < 4 or not self._ready(now) or self.silent:
             return
         if not self._cmd_ok():
-            self.pec_errors += 1
+            if len(f) > 4:
+                self.pec_errors += 1  # (a bare command was counted when it arrived)
             return
         code = ((f[0] << 8) | f[1]) & 0x7FF
         n = len(self.dev)
@@ -210,7 +211,7 @@ class LtcChain:
                 elif self.c == 18:
                     d.cfgb = bytearray(chunk[:6])
             self._alive(now)
-            self.commands.append(code)
+            self.commands[code] = self.commands.get(code, 0) + 1
             return
         kind = None
         if code & 0x66F == 0x467:  # ADCVSC
@@ -224,7 +225,7 @@ class LtcChain:
         if kind is None:
             return
         self._alive(now)
-        self.commands.append(code)
+        self.commands[code] = self.commands.get(code, 0) + 1
         self.pending.append((now + t, kind, pull))
 
     def _alive(self, now):
