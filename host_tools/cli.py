@@ -15,9 +15,10 @@ def cmd_sim(args) -> int:
     except scenario.ScenarioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from host_tools.boardcfg import BoardConfigError
     try:
         res = run(sc, kernels=args.kernels, afe=args.afe)
-    except FirmwareError as e:
+    except (FirmwareError, BoardConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     print(report.summary(res))
