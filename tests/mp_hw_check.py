@@ -544,5 +544,57 @@ def case_board_errors():
     OUT["messages"] = msgs
 
 
+def case_fets():
+    """BQ76952 FET mode: the chip's FETs follow the positive contactor
+    command, DSG stands in for its feedback, safe() switches them off."""
+    bd = board("pico_bq76952.json")
+    bd["afe"]["fets"] = True
+    b = Bench()
+    chip = BQ76952Model()
+    b.i2c(0).attach(8, chip)
+    chip.set_cells_mv([3300] * 16)
+    hal = build_hal(bd, cfg_for(16, 4), kernels, b.machine, b.clock)
+    for p in (13, 14, 15):
+        b.pin(p).v = 1  # aux contacts (active low) open: only the FET status can say "closed"
+    st = App(cfg_for(16, 4), hal, kernels).state
+    st.outputs = 1 | 4
+    hal.write(st)
+    hal.read(st)
+    OUT["on"] = [chip.fet_status, st.inputs & 4]
+    st.outputs = 0
+    hal.write(st)
+    hal.read(st)
+    OUT["off"] = [chip.fet_status, st.inputs & 4]
+    st.outputs = 5
+    hal.write(st)
+    hal.safe()
+    OUT["safe"] = [chip.fet_status, chip.cb_mask, b.pin(12).v, b.pin(10).v]
+    OUT["log"] = [n for n, _ in chip.subcommands]
+
+
+def case_build_all():
+    """Every board file builds its HAL on the bench (its own cell count)."""
+    import os
+    res = {}
+    for name in sorted(os.listdir(BOARDS)):
+        if not name.endswith(".json") or name in ("schema.json", "sim.json"):
+            continue
+        bd = board(name)
+        a = bd["afe"]
+        if a["type"] == "bq76952":
+            n, t = len(a["cell_channels"]), len(a["temps"])
+        elif a["type"].startswith("ltc"):
+            n, t = a["modules"] * a["cells_per_module"], len(a["temps"])
+        else:
+            n, t = len(a["cell_channels"]), len(a["temp_channels"])
+        b = Bench()
+        try:
+            hal = build_hal(bd, cfg_for(n, t), kernels, b.machine, b.clock)
+            res[name] = [n, t, type(hal.fe).__name__, hal.led is not None]
+        except Exception as e:
+            res[name] = repr(e)
+    OUT["boards"] = res
+
+
 globals()["case_" + CASE]()
 print(json.dumps(OUT))

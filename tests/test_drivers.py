@@ -122,3 +122,22 @@ def test_firmware_board_validation_names_the_field():
     assert msgs[2].startswith("board.afe.type: expected")
     assert msgs[3] == "board.analog.coolant_in: missing"
     assert msgs[4].startswith("board.afe.cell_channels[3]:")
+
+
+def test_bq76952_fets_follow_the_positive_contactor_and_go_off_when_safe():
+    out = run("fets")
+    assert out["on"] == [5, 4]  # CHG + DSG on; DSG reads back as the POS feedback
+    assert out["off"] == [0, 0]
+    assert out["safe"] == [0, 0, 0, 0]  # FETs off, balancing off, contactor pins low
+    assert out["log"][-2:] == ["ALL_FETS_OFF", "CB_ACTIVE_CELLS"]
+
+
+def test_every_board_file_builds_its_hal():
+    boards = run("build_all")["boards"]
+    assert boards == {
+        "esp32_2x_ltc6813.json": [36, 8, "Ltc681xFrontEnd", False],
+        "esp32_bq76952.json": [16, 4, "Bq76952FrontEnd", False],
+        "pico_adc_4s.json": [4, 2, "DirectAdcFrontEnd", False],
+        "pico_bq76952.json": [16, 4, "Bq76952FrontEnd", False],
+        "picow_bq76952.json": [16, 4, "Bq76952FrontEnd", True],
+    }, boards

@@ -62,7 +62,7 @@ class BoardHal:
         self.write_errors = 0
 
     def read(self, st):
-        st.inputs = self.io.read() | self.fe.feedback()
+        st.inputs = self.io.read()
         e = 0
         for _ in range(self.tries):
             e = self.fe.scan(st)
@@ -73,6 +73,7 @@ class BoardHal:
             st.fresh = 0
             self.stale_scans += 1
             return
+        st.inputs |= self.fe.feedback()  # from this scan (BQ76952 FET status)
         st.raw_cool[0] = self.cool_in.read()
         st.raw_cool[1] = self.cool_out.read()
         if self.current is not None:
