@@ -170,9 +170,11 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
         log(f"flash: {len(files)} files for {board.get('board', board_path)} ({arch}) to {port}")
         # One mpremote session: the board stops main.py (outputs go safe),
         # stale firmware files go, the new ones are copied.
-        mpremote(port, "exec", PREPARE_SCRIPT % (names, dirs),
-                 "+", "fs", "cp", "-r", str(stage / "bms"), ":",
-                 "+", "fs", "cp", str(stage / "main.py"), str(stage / "board.json"), str(stage / "config.json"), ":")
+        chain = ["exec", PREPARE_SCRIPT % (names, dirs)]
+        for d in ["."] + dirs:
+            group = [str(stage / n) for n in names if Path(n).parent.as_posix() == d]
+            chain += ["+", "fs", "cp", *group, ":" + ("" if d == "." else d + "/")]
+        mpremote(port, *chain)
         want = {n: hashlib.sha256((stage / n).read_bytes()).hexdigest() for n in names}
         out = mpremote(port, "exec", HASH_SCRIPT % (names,))
         got = json.loads(out.strip().splitlines()[-1])

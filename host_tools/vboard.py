@@ -289,6 +289,7 @@ class VirtualBoard:
         self.supervisor = threading.Thread(target=self._supervise, daemon=True, name="supervisor")
 
     def start(self):
+        self.started = time.monotonic()
         self.plant.start()
         self.proxy.start()
         self._spawn(raw=False)

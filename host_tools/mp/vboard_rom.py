@@ -44,6 +44,34 @@ def new_globals():
     return {"__name__": "__main__"}
 
 
+class BoardOs:
+    """The unix port's os module as a board's VFS presents it: "" names the
+    current directory and ilistdir() gives sizes (mpremote relies on both)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def stat(self, path):
+        return self._real.stat(path or ".")
+
+    def listdir(self, path="."):
+        return self._real.listdir(path or ".")
+
+    def ilistdir(self, path="."):
+        path = path or "."
+        for e in self._real.ilistdir(path):
+            size = 0
+            if e[1] == 0x8000:
+                try:
+                    size = self._real.stat(path + "/" + e[0])[6]
+                except OSError:
+                    pass
+            yield (e[0], e[1], e[2] if len(e) > 2 else 0, size)
+
+
 class SoftReset(Exception):
     pass
 
@@ -238,6 +266,8 @@ def run_main(g):
 
 
 def main():
+    import os
+    sys.modules["os"] = BoardOs(os)
     raw = "--raw" in sys.argv
     if "." not in sys.path:
         sys.path.insert(0, ".")
