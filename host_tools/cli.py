@@ -54,11 +54,73 @@ def cmd_campaign(args) -> int:
 def cmd_log(args) -> int:
     from host_tools import eventlog
 
-    if args.port:
-        print("error: reading the log over a serial port needs the console (not built yet); "
-              "use --dir on a copy of the board's filesystem or a simulator state directory", file=sys.stderr)
+    if bool(args.port) == bool(args.dir):
+        print("error: give exactly one of --port (a running board) or --dir (a copy of its files)", file=sys.stderr)
         return 2
+    if args.port:
+        return eventlog.main_port(args.port, args.csv, args.last)
     return eventlog.main(args.dir, args.csv)
+
+
+def cmd_board(args) -> int:
+    import json
+    import tempfile
+    import time
+
+    from host_tools import scenario
+    from host_tools.firmware import BOARD_CONFIGS
+    from host_tools.flash import FlashError, flash
+    from host_tools.sim import firmware_config
+    from host_tools.vboard import VirtualBoard
+
+    try:
+        sc = scenario.load(args.scenario)
+    except scenario.ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    fs = Path(args.fs) if args.fs else Path(tempfile.mkdtemp(prefix="bms-board-"))
+    with VirtualBoard(fs, sc, speed=args.speed) as vb:
+        print(f"virtual board on {vb.path}", flush=True)
+        print(f"  filesystem {fs}; plant: {sc.description}", flush=True)
+        if args.flash:
+            cfg_path = fs.parent / (fs.name + "-config.json")
+            cfg_path.write_text(json.dumps(firmware_config(sc), indent=1))
+            try:
+                flash(BOARD_CONFIGS / "sim.json", cfg_path, vb.path)
+            except FlashError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 3
+        elif not (fs / "main.py").exists():
+            print(f"  no firmware yet: bmsctl flash --board sim --config CONFIG --port {vb.path}", flush=True)
+        print(f"  watch it:  bmsctl monitor --port {vb.path}", flush=True)
+        print(f"  REPL:      mpremote connect {vb.path} repl", flush=True)
+        try:
+            while args.duration is None or time.monotonic() < vb.started + args.duration:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_flash(args) -> int:
+    from host_tools.firmware import BOARD_CONFIGS
+    from host_tools.flash import FlashError, flash
+
+    board = Path(args.board)
+    if not board.suffix:
+        board = BOARD_CONFIGS / f"{args.board}.json"
+    try:
+        flash(board, Path(args.config), args.port)
+    except FlashError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_monitor(args) -> int:
+    from host_tools import monitor
+
+    return monitor.main(args.port, args.csv, args.send, args.duration, args.screenshot)
 
 
 def cmd_powercut(args) -> int:
@@ -113,9 +175,29 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_campaign)
     p = sub.add_parser("log", help="decode the firmware's event log to CSV")
     p.add_argument("--dir", help="a directory holding the firmware's files (log/*.seg)")
-    p.add_argument("--port", help="a board's serial port (needs the console)")
+    p.add_argument("--port", help="a running board's serial port (read through the console's log command)")
+    p.add_argument("--last", type=int, help="only the newest N records (with --port)")
     p.add_argument("--csv", help="write here instead of standard output")
     p.set_defaults(func=cmd_log)
+    p = sub.add_parser("board", help="run the virtual board (firmware on the unix port, real-time plant) behind a pty")
+    p.add_argument("--scenario", default="scenarios/board.toml", help="the plant: pack and a repeating profile")
+    p.add_argument("--fs", help="the board's filesystem directory (kept; default: a new temporary one)")
+    p.add_argument("--flash", action="store_true", help="flash the firmware (sim board, the scenario's pack) at start")
+    p.add_argument("--speed", type=float, default=1.0, help="plant clock speed (1 = real time)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(func=cmd_board)
+    p = sub.add_parser("flash", help="compile, copy, verify and start the firmware on a board")
+    p.add_argument("--board", required=True, help="a board config name in board_configs/ (e.g. pico_bq76952) or a path")
+    p.add_argument("--config", required=True, help="the pack configuration (JSON), validated before anything is copied")
+    p.add_argument("--port", required=True, help="the board's serial port (e.g. /dev/ttyACM0)")
+    p.set_defaults(func=cmd_flash)
+    p = sub.add_parser("monitor", help="live view of a board's telemetry; type commands; log to CSV")
+    p.add_argument("--port", required=True)
+    p.add_argument("--csv", help="append every telemetry line here")
+    p.add_argument("--send", action="append", help="a console command to send at start (repeatable)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--screenshot", help="write the last view as text here at exit")
+    p.set_defaults(func=cmd_monitor)
     p = sub.add_parser("powercut", help="power cuts during config saves, state saves and log appends on littlefs")
     p.add_argument("--cuts", type=int, default=10000)
     p.add_argument("--seed", type=int, default=1)

@@ -62,3 +62,62 @@ def main(state_dir: str, out: str | None) -> int:
         f.close()
     print(f"{len(recs)} records, {bad} rejected by their CRC", file=sys.stderr)
     return 0
+
+
+def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]:
+    """Sends one console command to a running board and returns its reply
+    lines (telemetry in between is skipped); raises on ERR or no reply."""
+    import time
+
+    import serial
+
+    word = command.split()[0]
+    with serial.Serial(port, 115200, timeout=0.2) as s:
+        s.reset_input_buffer()
+        s.write(b"\n" + command.encode() + b"\n")
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            buf += s.read(4096)
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                line = raw.decode(errors="replace").strip()
+                if not line or line.startswith("{"):
+                    continue  # telemetry and boot lines
+                if line == "OK " + word:
+                    return lines
+                if line.startswith("ERR " + word + ":"):
+                    raise RuntimeError(line)
+                if line.startswith(("ERR line", "ERR ")):
+                    continue  # a reply to noise that was on the line before
+                lines.append(line)
+    raise RuntimeError(f"no reply to {command!r} from {port} within {timeout_s:.0f} s (is the firmware running?)")
+
+
+def main_port(port: str, out: str | None, n: int | None = None) -> int:
+    """The event log read through the console's `log` command, decoded."""
+    try:
+        lines = console_command(port, "log" + (f" {n}" if n else ""))
+    except (RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not lines or lines[0] != "seq,t_ms,code,arg,value":
+        print(f"error: unexpected reply to log: {lines[:2]}", file=sys.stderr)
+        return 2
+    names = fault_names()
+    f = open(out, "w", newline="") if out else sys.stdout
+    w = csv.writer(f)
+    w.writerow(["seq", "t_ms", "event", "what", "value"])
+    bad = 0
+    for line in lines[1:]:
+        try:
+            seq, t, code, arg, value = (int(x) for x in line.split(","))
+        except ValueError:
+            bad += 1
+            continue
+        w.writerow([seq, t, CODES.get(code, code), describe(code, arg, names), value])
+    if out:
+        f.close()
+    print(f"{len(lines) - 1 - bad} records from {port}" + (f", {bad} unreadable lines" if bad else ""), file=sys.stderr)
+    return 0 if not bad else 1

@@ -64,6 +64,18 @@ class FirmwareLink:
         self.hello: dict = {}
         self.log = ""
 
+    @classmethod
+    def attach(cls, conn: socket.socket, hello: dict) -> "FirmwareLink":
+        """A link over a connection someone else accepted (the virtual
+        board's plant: the firmware process is the board's, not ours)."""
+        link = cls({})
+        link.conn = conn
+        link.hello = hello
+        link._log_path = None
+        link.sensor = frames.sensor_struct(hello["cells"], hello["temps"])
+        link.out_size = frames.actuator_size(hello["cells"])
+        return link
+
     def __enter__(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="bmsfw-")
         tmp = Path(self._tmp.name)
@@ -122,6 +134,8 @@ class FirmwareLink:
         self._tmp.cleanup()
 
     def _read_log(self) -> str:
+        if self._log_path is None:
+            return ""
         try:
             return self._log_path.read_text(errors="replace")[-4000:]
         except OSError:

@@ -30,7 +30,10 @@ CONTACTOR_STATES = ("open", "precharge", "closing", "closed", "locked")
 
 def firmware_config(sc: Scenario, board: str = "sim") -> dict:
     """The firmware's configuration: the board's JSON plus the scenario's pack."""
-    cfg = json.loads((BOARD_CONFIGS / f"{board}.json").read_text())
+    board_cfg = json.loads((BOARD_CONFIGS / f"{board}.json").read_text())
+    # Only what the firmware's configuration knows; pins, buses and the MCU
+    # stay in the board config (board.json on a board).
+    cfg = {k: board_cfg[k] for k in ("board", "hal") if k in board_cfg}
     cfg.update({
         "name": sc.name,
         "chemistry": sc.pack.chemistry,

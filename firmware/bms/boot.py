@@ -34,6 +34,8 @@ def load_config(path):
 
 
 def main(argv):
+    if not argv:
+        return board_main()
     opts = _args(argv)
     if opts["kernels"] == "ref":
         from bms import kernels_ref as kernels
@@ -84,7 +86,21 @@ def main(argv):
         from bms.persist.event_log import EventLog
         keeper = Keeper(StateStore(opts["state-dir"]), EventLog(opts["state-dir"]))
         keeper.restore(app)  # before the first tick: latched faults keep the contactors open
-    hal.hello({
+    hal.hello(hello(cfg))
+    try:
+        while hal.receive():
+            app.tick(hal.now_ms)
+            if keeper is not None:
+                keeper.after_tick(app, hal.now_ms)
+    except KeyboardInterrupt:
+        app.safe(hal.now_ms)
+        hal.write(app.state)
+        print("stopped by Ctrl-C: outputs in the safe state")
+
+
+def hello(cfg):
+    """What the host plant needs to know of the firmware and its settings."""
+    return {
         "version": VERSION,
         "cells": cfg.cells,
         "temps": cfg.temps,
@@ -114,13 +130,87 @@ def main(argv):
             "pump_min_duty_pm": cfg.pump_min_duty_pm,
             "pump_setpoint_dc": cfg.pump_setpoint_dc,
         },
-    })
+    }
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise ConfigError(path + ": cannot read: " + str(e))
+    except ValueError as e:
+        raise ConfigError(path + ": not valid JSON: " + str(e))
+
+
+def _boot_line(obj):
+    # One JSON line on the console, so host tools (flash, monitor) see the
+    # running version and how the board started.
+    sys.stdout.write(json.dumps({"boot": obj}) + "\n")
+
+
+def board_main(root="."):
+    """On a board (and on the virtual board): board.json says which HAL,
+    config.json (written by `bmsctl flash` or `config set`, with its CRC)
+    holds the user's configuration. The console serves stdin/stdout."""
+    from bms.persist.config_store import ConfigStore
+    try:
+        board = _read_json(root + "/board.json")
+        if not isinstance(board, dict) or "hal" not in board:
+            raise ConfigError("board.json: missing field 'hal'")
+    except ConfigError as e:
+        _boot_line({"version": VERSION, "error": str(e)})
+        return
+    store = ConfigStore(root, validate=Config)
+    try:
+        raw, source = store.load()
+        cfg = Config(raw)
+    except (OSError, ConfigError) as e:
+        # No valid configuration: nothing may be energised. Say so and stop.
+        _boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
+        return
+    if board["hal"] != "sim":
+        _boot_line({"version": VERSION, "board": board.get("board"), "error": "board.json: hal %r is not supported by this build" % board["hal"]})
+        return
+    import os
+    from bms import kernels
+    from bms.hal.sim import SimHal, connect, send_hello
+    from bms.app import App
+    from bms.persist.keeper import Keeper
+    from bms.persist.state_record import StateStore
+    from bms.persist.event_log import EventLog
+    from bms.console import Console
+    from bms.stdio_port import StdioPort
+    # The virtual board's "front end" is the host plant; its address is the
+    # board's wiring, given by the process that runs the board.
+    link = os.getenv("BMS_SIM_LINK") or board.get("sim_link")
+    if not link:
+        _boot_line({"version": VERSION, "board": board.get("board"), "error": "sim HAL: no plant address (BMS_SIM_LINK)"})
+        return
+    host, port = link.rsplit(":", 1)
+    stream = connect(host, int(port))
+    hal = SimHal(cfg, kernels, stream)
+    app = App(cfg, hal, kernels)
+    reset = os.getenv("BMS_RESET_CAUSE") or "power"
+    app.boot(reset == "wdt")
+    log = EventLog(root)
+    keeper = Keeper(StateStore(root), log)
+    restored = keeper.restore(app)
+    hal.hello(hello(cfg))
+    console = Console(app, StdioPort(), raw, Config, store, log, cfg.telemetry_ms)
+    _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset,
+                "config": source, "warnings": store.warnings, "restored_faults": restored})
+    now = 0
     try:
         while hal.receive():
-            app.tick(hal.now_ms)
-            if keeper is not None:
-                keeper.after_tick(app, hal.now_ms)
+            now = hal.now_ms
+            app.tick(now)
+            keeper.after_tick(app, now)
+            console.service(now)
     except KeyboardInterrupt:
-        app.safe(hal.now_ms)
+        app.safe(now)
         hal.write(app.state)
         print("stopped by Ctrl-C: outputs in the safe state")
+    finally:
+        app.safe(now)
+        stream.close()

@@ -26,6 +26,7 @@ INT_KEYS = {
     "temps": (1, MAX_TEMPS, "cell temperature sensors"),
     "capacity_mah": (100, 2000000, "rated capacity"),
     "tick_ms": (10, 1000, "control period"),
+    "telemetry_ms": (0, 3600000, "console telemetry period (0: off)"),
     "max_charge_ma": (0, 1000000, "charge current limit"),
     "max_discharge_ma": (0, 1000000, "discharge current limit"),
     "max_charge_cpm": (0, 5000, "charge current limit as C-rate"),
@@ -76,6 +77,7 @@ LIST_KEYS = ("cell_gain_q16", "cell_offset_mv")
 
 DEFAULTS = {
     "tick_ms": 100,
+    "telemetry_ms": 1000,
     "limit_ramp_ma_per_s": 10000,
     "balance_start_mv": 15,
     "balance_stop_mv": 5,
