@@ -20,7 +20,7 @@ from host_tools.firmware import BOARD_CONFIGS
 
 SCHEMA = BOARD_CONFIGS / "schema.json"
 # mpy-cross architecture per microcontroller (viper code is per architecture)
-ARCH = {"rp2040": "armv6m", "esp32": "xtensawin"}
+ARCH = {"rp2040": "armv6m", "esp32": "xtensawin", "unix": "x64"}
 
 
 class BoardConfigError(ValueError):

@@ -489,11 +489,28 @@ def case_lock():
     OUT["lock_catches"] = caught
 
 
+class QuietPort:
+    """The console's port with nobody typing; keeps what it is sent."""
+
+    def __init__(self):
+        self.sent = 0
+
+    def read_into(self, buf, n):
+        return 0
+
+    def write(self, text):
+        self.sent += 1
+
+
 def case_board_start():
-    """firmware main path on a board: board.json + config.json from the
-    filesystem, reset cause, watchdog, the runner."""
+    """The firmware's start-up on a board: board.json ("hal": "board") and
+    the stored config.json from the filesystem, the reset cause, the
+    watchdog, the runner with the console between ticks."""
     import os
-    root = ARG + "/"
+    from bms.persist.config_store import ConfigStore
+    from bms import boot
+    root = ARG
+    ConfigStore(root, validate=Config).save({"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"})
     b = Bench()
     chip = BQ76952Model()
     b.i2c(0).attach(8, chip)
@@ -501,16 +518,17 @@ def case_board_start():
     chip.set_stack(5280, 5280, 5280, 0)
     b.reset_cause = b.machine.WDT_RESET
     b.pin(18).v = 0  # enable (active low) on
-    from bms import board_start
-    runner = board_start.main(b.machine, b.clock, root, 30)
-    st = runner.app.state if not hasattr(runner.app, "app") else runner.app.app.state
+    port = QuietPort()
+    runner = boot.board_main(root, b.machine, b.clock, port, 30)
+    st = runner.app.app.state
     OUT["ticks"] = runner.ticks
     OUT["feeds"] = b.wdt.feeds
     OUT["wdt_timeout"] = b.wdt.timeout
     OUT["watchdog_reset_fault"] = fault(st, "WATCHDOG_RESET")
     OUT["fresh"] = st.fresh
     OUT["internal_error"] = st.internal_error
-    OUT["state_files"] = sorted(os.listdir(root + "state"))
+    OUT["console_lines_sent"] = port.sent
+    OUT["files"] = sorted(os.listdir(root))
 
 
 def case_board_errors():

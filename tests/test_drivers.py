@@ -107,12 +107,19 @@ def test_whole_tick_through_each_front_end_allocates_nothing(board):
 
 def test_board_start_reads_files_reports_reset_cause_and_feeds_watchdog(tmp_path):
     shutil.copy(BOARD_CONFIGS / "pico_bq76952.json", tmp_path / "board.json")
-    (tmp_path / "config.json").write_text(json.dumps({"cells": 16, "temps": 4, "capacity_mah": 100000}))
-    out = run("board_start", str(tmp_path))
+    r = subprocess.run([micropython_binary(), str(CHECK), str(FIRMWARE), str(CHIPS), str(BOARD_CONFIGS),
+                        "board_start", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.strip().splitlines()
+    boot = json.loads(next(ln for ln in lines if ln.startswith('{"boot"')))["boot"]
+    assert boot["hal"] == "board" and boot["board"] == "pico_bq76952" and boot["reset_cause"] == "wdt"
+    assert boot["config"] == "current" or boot["config"], boot
+    out = json.loads(lines[-1])
     assert out["ticks"] == 30 and out["feeds"] == 30 and out["wdt_timeout"] == 2000
     assert out["watchdog_reset_fault"] == 1  # machine.reset_cause() == WDT_RESET reported at boot
     assert out["fresh"] == 1 and out["internal_error"] == 0
-    assert "log" in out["state_files"] and any(f.startswith("state.") for f in out["state_files"])
+    assert out["console_lines_sent"] > 0  # telemetry went out between ticks
+    assert "log" in out["files"] and any(f.startswith("state.") for f in out["files"])
 
 
 def test_firmware_board_validation_names_the_field():

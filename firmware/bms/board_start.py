@@ -1,88 +1,75 @@
-# Start-up on a board: read board.json (wiring) and config.json (the pack)
-# from the filesystem, build the HAL and the app, report how the board was
-# reset (a watchdog reset raises WATCHDOG_RESET before anything may close),
-# restore the persisted state, then run the fixed-period board loop with
-# the hardware watchdog. `machine` and the clock can be handed in (tests
-# run this on the chip models under the unix port).
-import json
+# Start-up on a real board (board.json "hal": "board"), called by
+# bms.boot.board_main once board.json and the stored configuration are
+# read and valid: build the HAL from the board configuration, report how
+# the board was reset (a watchdog reset raises WATCHDOG_RESET before
+# anything may close), restore the persisted state, then run the
+# fixed-period board loop with the hardware watchdog; the persistence step
+# and the console are served between ticks. `machine`, the clock and the
+# console port can be handed in (tests run this on the chip models under
+# the unix port).
 import gc
 
 
-class _WithKeeper:
-    """The app as the runner sees it, with the persistence step after each
-    tick (between ticks, as the simulator does)."""
+class _Cycle:
+    """The app as the board runner sees it: the tick, then what belongs
+    between ticks (state record and event log, console)."""
 
-    def __init__(self, app, keeper):
+    def __init__(self, app, keeper, console):
         self.app = app
         self.keeper = keeper
+        self.console = console
         self.state = app.state
 
     def tick(self, now_ms):
         self.app.tick(now_ms)
         self.keeper.after_tick(self.app, now_ms)
+        self.console.service(now_ms)
 
     def safe(self, now_ms):
         self.app.safe(now_ms)
 
 
-def _read_json(path, what):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except OSError as e:
-        raise ValueError(what + ": cannot read " + path + ": " + str(e))
-    except ValueError as e:
-        raise ValueError(what + ": " + path + " is not valid JSON: " + str(e))
-
-
-def build(machine, clock, root="", kernels=None):
-    """Returns (app, runner_app, board dict). Raises ValueError (ConfigError
-    and BoardError are ValueErrors) naming the file and the field."""
-    from bms.boot import load_config
-    from bms.board import build_hal
-    from bms.app import App
-    if kernels is None:
-        from bms import kernels
-    cfg = load_config(root + "config.json")
-    board = _read_json(root + "board.json", "board")
-    hal = build_hal(board, cfg, kernels, machine, clock)
-    app = App(cfg, hal, kernels)
-    runner_app = app
-    state_dir = board.get("state_dir")
-    if state_dir:
-        from bms.persist.keeper import Keeper
-        from bms.persist.state_record import StateStore
-        from bms.persist.event_log import EventLog
-        import os
-        try:
-            os.mkdir(root + state_dir)
-        except OSError:
-            pass  # exists already
-        keeper = Keeper(StateStore(root + state_dir), EventLog(root + state_dir))
-        keeper.restore(app)  # before the first tick: latched faults keep the contactors open
-        runner_app = _WithKeeper(app, keeper)
-    return cfg, app, runner_app, board
-
-
-def main(machine=None, clock=None, root="", max_ticks=-1):
+def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=None, max_ticks=-1):
+    """Returns the BoardRunner after max_ticks (never, with -1: an escape
+    ends in the safe state and machine.reset())."""
     if machine is None:
         import machine
     if clock is None:
         import time as clock
+    from bms import VERSION
+    from bms import kernels
+    from bms.boot import _boot_line
+    from bms.board import build_hal, BoardError
+    from bms.app import App
+    from bms.config import Config
     from bms.runner import BoardRunner
+    from bms.persist.keeper import Keeper
+    from bms.persist.state_record import StateStore
+    from bms.persist.event_log import EventLog
+    from bms.console import Console
     try:
-        cfg, app, runner_app, board = build(machine, clock, root)
-    except ValueError as e:
+        hal = build_hal(board, cfg, kernels, machine, clock)
+    except BoardError as e:
         # Nothing was built, so no output was ever driven: the pins stay
         # inputs (contactor drivers off). Say why and stay in the REPL.
-        print("CONFIG ERROR:", e)
+        _boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
         return None
+    app = App(cfg, hal, kernels)
     cause = machine.reset_cause()
     wdt_reset = cause == machine.WDT_RESET
-    print("boot: reset cause", cause, "(watchdog)" if wdt_reset else "")
     app.boot(wdt_reset)
+    log = EventLog(root)
+    keeper = Keeper(StateStore(root), log)
+    restored = keeper.restore(app)  # before the first tick: latched faults keep the contactors open
+    if port is None:
+        from bms.stdio_port import StdioPort
+        port = StdioPort()
+    console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
+    _boot_line({"version": VERSION, "board": board.get("board"), "hal": "board",
+                "reset_cause": "wdt" if wdt_reset else cause, "config": source,
+                "warnings": store.warnings, "restored_faults": restored})
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
-    runner = BoardRunner(runner_app, cfg.tick_ms, clock, wdt, machine.reset)
+    runner = BoardRunner(_Cycle(app, keeper, console), cfg.tick_ms, clock, wdt, machine.reset)
     runner.run(max_ticks)
     return runner

@@ -149,7 +149,7 @@ def _boot_line(obj):
     sys.stdout.write(json.dumps({"boot": obj}) + "\n")
 
 
-def board_main(root="."):
+def board_main(root=".", machine=None, clock=None, port=None, max_ticks=-1):
     """On a board (and on the virtual board): board.json says which HAL,
     config.json (written by `bmsctl flash` or `config set`, with its CRC)
     holds the user's configuration. The console serves stdin/stdout."""
@@ -169,6 +169,11 @@ def board_main(root="."):
         # No valid configuration: nothing may be energised. Say so and stop.
         _boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
         return
+    if board["hal"] == "board":
+        # A real board: front end, pins and watchdog from board.json
+        # (bms/board_start.py). machine/clock/port are for tests on models.
+        from bms import board_start
+        return board_start.run(board, cfg, raw, store, source, root, machine, clock, port, max_ticks)
     if board["hal"] != "sim":
         _boot_line({"version": VERSION, "board": board.get("board"), "error": "board.json: hal %r is not supported by this build" % board["hal"]})
         return
