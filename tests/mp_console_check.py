@@ -16,34 +16,12 @@ from bms.app import App  # noqa: E402
 from bms.console import Console  # noqa: E402
 from bms.persist.config_store import ConfigStore  # noqa: E402
 from bms.persist.event_log import EventLog  # noqa: E402
-from bms.state import IN_ENABLE  # noqa: E402
+from mp_hal_model import RestingPackHal  # noqa: E402
 
 STORE = sys.argv[2]
 MODE = sys.argv[3]
 
 
-class Hal:
-    def __init__(self, n, m):
-        self.n, self.m, self.k = n, m, 0
-
-    def read(self, st):
-        self.k += 1
-        for i in range(self.n):
-            st.raw_cells[i] = 33000 + (self.k + 3 * i) % 7
-        for i in range(self.m):
-            st.raw_temps[i] = 2048 + (self.k + i) % 2
-        st.raw_cool[0] = st.raw_cool[1] = 2048
-        st.raw_current = 0
-        st.raw_pack = sum(st.raw_cells) // 100
-        st.raw_bus = st.raw_pack
-        st.inputs = IN_ENABLE | (st.outputs & 7)
-        st.fresh = 1
-
-    def write(self, st):
-        pass
-
-    def safe(self):
-        pass
 
 
 class Port:
@@ -74,7 +52,7 @@ class Port:
 raw = {"cells": 8, "temps": 2, "capacity_mah": 100000, "chemistry": "LFP", "telemetry_ms": 0}
 store = ConfigStore(STORE, validate=Config)
 store.save(raw)
-hal = Hal(8, 2)
+hal = RestingPackHal(8, 2, 3300, 7)
 app = App(Config(raw), hal)
 port = Port()
 con = Console(app, port, raw, Config, store, EventLog(STORE), 0)
