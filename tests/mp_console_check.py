@@ -16,7 +16,8 @@ from bms.app import App  # noqa: E402
 from bms.console import Console  # noqa: E402
 from bms.persist.config_store import ConfigStore  # noqa: E402
 from bms.persist.event_log import EventLog  # noqa: E402
-from mp_hal_model import RestingPackHal  # noqa: E402
+sys.path.insert(0, sys.argv[1].rstrip("/").rsplit("/", 1)[0] + "/host_tools/mp")
+from resting_hal import RestingPackHal  # noqa: E402
 
 STORE = sys.argv[2]
 MODE = sys.argv[3]

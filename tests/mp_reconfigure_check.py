@@ -6,7 +6,8 @@ sys.path.insert(0, sys.argv[1])
 from bms.config import Config, ConfigError  # noqa: E402
 from bms.app import App  # noqa: E402
 from bms import faults as F  # noqa: E402
-from mp_hal_model import RestingPackHal  # noqa: E402
+sys.path.insert(0, sys.argv[1].rstrip("/").rsplit("/", 1)[0] + "/host_tools/mp")
+from resting_hal import RestingPackHal  # noqa: E402
 
 
 
