@@ -10,20 +10,20 @@
 import gc
 
 
-class _Cycle:
-    """The app as the board runner sees it: the tick, then what belongs
-    between ticks (state record and event log, console)."""
+class _WithKeeper:
+    """The app as the board runner sees it, with the persistence step (state
+    record, event log to flash) right after each tick; the runner serves
+    the console after that."""
 
-    def __init__(self, app, keeper, console):
+    def __init__(self, app, keeper):
         self.app = app
         self.keeper = keeper
-        self.console = console
         self.state = app.state
+        self.hal = app.hal
 
     def tick(self, now_ms):
         self.app.tick(now_ms)
         self.keeper.after_tick(self.app, now_ms)
-        self.console.service(now_ms)
 
     def safe(self, now_ms):
         self.app.safe(now_ms)
@@ -70,6 +70,6 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
                 "warnings": store.warnings, "restored_faults": restored})
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
-    runner = BoardRunner(_Cycle(app, keeper, console), cfg.tick_ms, clock, wdt, machine.reset)
+    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console)
     runner.run(max_ticks)
     return runner
