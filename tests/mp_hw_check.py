@@ -321,10 +321,7 @@ def case_adc():
     # calibration: a channel reading 1 % high is corrected by its gain
     from bms.drivers.direct_adc import DirectCells
     cal = DirectCells(rig.hal.fe.mux, [0, 1, 2, 3], [101, 151, 217, 307], [0, 0, 0, 0])
-    for i in range(4):
-        pass
-    rig.mux_uv[0] = rig.mux_uv[0] * 101 // 100
-    raw = bytearray(8)
+    rig.mux_uv[0] = rig.mux_uv[0] * 101 // 100  # channel 0's divider reads 1 % high
     from array import array
     out = array("H", [0] * 4)
     cal.read(out)
@@ -475,8 +472,8 @@ def case_lock():
     OUT["internal_error"] = st.internal_error
     OUT["fresh"] = st.fresh
     OUT["last_error"] = repr(getattr(app, "last_error", None))
-    if getattr(app, "last_error", None) is not None and ARG.startswith("esp"):
-        sys.print_exception(app.last_error)
+    if getattr(app, "last_error", None) is not None:
+        sys.print_exception(app.last_error)  # where the allocation happened
     OUT["valid_scans"] = st.valid_scans
     # the same lock catches an allocation (the harness can fail)
     micropython.heap_lock()
