@@ -64,6 +64,30 @@ def validate_user_config(path: Path) -> dict:
     return raw
 
 
+def board_channels(board: dict) -> tuple[int | None, int | None]:
+    """(cells, thermistors) the board's front end measures; None where the
+    board config does not fix them (the virtual board: the plant decides)."""
+    afe = board.get("afe")
+    if not isinstance(afe, dict):
+        return None, None
+    if "cell_channels" in afe:
+        cells = len(afe["cell_channels"])
+    elif "modules" in afe and "cells_per_module" in afe:
+        cells = afe["modules"] * afe["cells_per_module"]
+    else:
+        cells = None
+    temps = afe.get("temps", afe.get("temp_channels"))
+    return cells, (len(temps) if isinstance(temps, list) else None)
+
+
+def check_pack_fits_board(raw: dict, board: dict, config_path, board_path):
+    cells, temps = board_channels(board)
+    if cells is not None and raw.get("cells") != cells:
+        raise FlashError(f"{config_path}: config.cells: {raw.get('cells')} cells, but {board_path} measures {cells}")
+    if temps is not None and raw.get("temps") != temps:
+        raise FlashError(f"{config_path}: config.temps: {raw.get('temps')} sensors, but {board_path} has {temps} thermistor inputs")
+
+
 def config_store_text(raw: dict) -> str:
     """config.json as the firmware's ConfigStore writes it: JSON, then its CRC-32."""
     raw = dict(raw)
@@ -154,6 +178,7 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
     except BoardConfigError as e:
         raise FlashError(str(e)) from None
     raw = validate_user_config(config_path)
+    check_pack_fits_board(raw, board, config_path, board_path)
     mcu = board.get("mcu")
     if mcu not in ARCH:
         raise FlashError(f"{board_path}: mcu: {mcu!r} has no mpy-cross architecture (known: {', '.join(ARCH)})")

@@ -100,6 +100,19 @@ def test_bad_config_stops_the_flash_before_anything_is_copied(board, tmp_path, u
     assert fw(after) == fw(before)
 
 
+def test_bad_board_config_stops_the_flash_naming_the_field(board, tmp_path, user_config):
+    b = json.loads((ROOT / "board_configs" / "pico_bq76952.json").read_text())
+    b["afe"]["i2c"]["sda"] = -1  # no such GPIO
+    p = tmp_path / "broken_board.json"
+    p.write_text(json.dumps(b))
+    before = fs_digest(board.fs)
+    r = bmsctl("flash", "--board", str(p), "--config", str(user_config), "--port", board.path)
+    assert r.returncode == 2
+    assert "afe.i2c.sda" in r.stderr, r.stderr
+    fw = lambda d: {k: v for k, v in d.items() if not k.startswith(("log/", "state."))}  # noqa: E731
+    assert fw(fs_digest(board.fs)) == fw(before)
+
+
 def test_console_commands_over_serial(board):
     assert wait_for(lambda: closed(board), 15)
     status = console_command(board.path, "status")
