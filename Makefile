@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut clean distclean
+.PHONY: setup sim test bench campaign powercut soak clean distclean
 
 setup: $(STAMP)
 
@@ -49,6 +49,13 @@ campaign: setup
 # 10,000 power cuts on littlefs; `make test` runs 1,500.
 powercut: setup
 	$(BIN)/bmsctl powercut --cuts 10000
+
+# The long SOC/balancing/grid profiles (`make test` runs shorter ones): the
+# 7-day household week at 1 s ticks, then the same week at the firmware's
+# 100 ms default (~17 min on one free core).
+soak: setup
+	$(BIN)/bmsctl sim scenarios/soc_week.toml --plot $(OUT)/soc_week.png
+	$(BIN)/bmsctl sim scenarios/soc_week.toml --tick "100 ms" --plot $(OUT)/soc_week_100ms.png
 
 clean:
 	rm -rf $(OUT) .pytest_cache build

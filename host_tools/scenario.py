@@ -155,6 +155,7 @@ class Step:
     solar_variation: float = 0.0  # each day's peak is lowered by up to this share (weather)
     load_day_a: float = 0.0
     load_night_a: float = 0.0
+    start_h: float = 0.0  # time of day at the start of the step
 
 
 @dataclass
@@ -313,7 +314,8 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
                       solar_end_h=ss.quantity("solar_end", "time", "19 h", 0, 86400) / 3600,
                       solar_variation=ss.quantity("solar_variation", "fraction", "0 %", 0, 1),
                       load_day_a=ss.quantity("load_day", "current", None, 0, 5000),
-                      load_night_a=ss.quantity("load_night", "current", None, 0, 5000))
+                      load_night_a=ss.quantity("load_night", "current", None, 0, 5000),
+                      start_h=ss.quantity("start_time", "time", "0 h", 0, 86400) / 3600)
             if st.solar_end_h <= st.solar_start_h:
                 raise ScenarioError(f"profile[{i}].solar_end: must be after solar_start")
         else:

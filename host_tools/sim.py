@@ -227,9 +227,9 @@ class Simulation:
             step = profile[step_i]
             solar = load = 0.0
             if step.kind == "household":
-                h = (t / 3600.0) % 24.0
+                h = (step.start_h + (t - step_t0) / 3600.0) % 24.0
                 if step.solar_start_h < h < step.solar_end_h:
-                    day = int(t // 86400)
+                    day = int((t - step_t0 + step.start_h * 3600) // 86400)
                     if day not in day_factor:
                         day_factor[day] = 1.0 - step.solar_variation * weather.random()
                     solar = step.solar_peak_a * day_factor[day] * math.sin(

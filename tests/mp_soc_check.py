@@ -155,6 +155,7 @@ out["big"] = {"worst": worst, "soc": st.soc_cpct}
 cfg, st = make(grid_reserve_cpct=3000)
 grid = Grid(cfg)
 st.soc_cpct = 3500
+st.soc_sync_cpct = 3500  # just synchronised: no margin yet
 st.contactor_state = 3
 st.dcl_ma = 100000
 errors = []
@@ -209,6 +210,30 @@ try:
     out["grid_below"] = None
 except ValueError as e:
     out["grid_below"] = str(e)
+
+# the margin: 67 % counted since a sync at 100 % may be 10 % of that off
+# while the capacity is the rated one, 3 % once it has been estimated
+st.soc_sync_cpct = 10000
+st.soc_cpct = 3300
+try:
+    grid.start(st, now, 2000, 3600)
+    out["grid_margin_unlearned"] = None
+except ValueError as e:
+    out["grid_margin_unlearned"] = [str(e), st.grid_floor_cpct]
+st.capacity_learned = 1
+st.soc_cpct = 3100
+try:
+    grid.start(st, now, 2000, 3600)
+    out["grid_margin"] = None
+except ValueError as e:
+    out["grid_margin"] = [str(e), st.grid_floor_cpct]
+st.soc_sync_cpct = -1
+st.soc_cpct = 3900
+try:
+    grid.start(st, now, 2000, 3600)
+    out["grid_unsynced"] = None
+except ValueError as e:
+    out["grid_unsynced"] = [str(e), st.grid_floor_cpct]
 
 # 8. the SOC tick through counting, a full sync and an OCV correction
 #    under heap_lock (the event ring and the capacity estimate included)

@@ -39,8 +39,9 @@ def test_cut_off_synchronises_and_reestimates_capacity(out):
     # 2800 mV on the table: 2.5 % + (2800 - 2764) / (2893 - 2764) x 2.5 %
     assert e["synced"] == [2, 250 + (2800 - 2764) * 250 // (2893 - 2764)] and e["sync"] == 2
     assert e["synced"][1] - 3 <= e["after"] <= e["synced"][1]  # then 0.5 s more of 80 A
-    # 80 Ah (+ the taper's charge) over 96.8 % of SOC: ~82.6 Ah, filtered half-way from 100 Ah
-    assert 91000 <= e["capacity"] <= 91500
+    # 80 Ah (+ the taper's charge) over 96.8 % of SOC: ~82.6 Ah; a 96.8 % span
+    # moves the estimate 72 % of the way from 100 Ah: ~87.5 Ah
+    assert 87300 <= e["capacity"] <= 87700
     assert e["cap_events"] == [[0, e["capacity"]]]
 
 
@@ -90,3 +91,14 @@ def test_soc_tick_allocates_nothing(out):
     assert lk["error"] is None
     # the locked run went through a full sync and an OCV correction
     assert [1, 10000] in lk["syncs"] and [3, 1500] in lk["syncs"]
+
+
+def test_grid_reserve_keeps_a_margin_for_the_counted_soc(out):
+    msg, floor = out["grid_margin_unlearned"]
+    assert floor == 3000 + (10000 - 3300) * 100 // 1000  # 10 % of the 67 % counted since the sync
+    assert "36.70 %" in msg
+    msg, floor = out["grid_margin"]
+    assert floor == 3000 + (10000 - 3100) * 30 // 1000  # 3 % once the capacity has been estimated
+    assert "32.07 %" in msg
+    msg, floor = out["grid_unsynced"]
+    assert floor == 4000 and "40.00 %" in msg  # no synchronisation since boot: 10 % margin

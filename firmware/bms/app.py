@@ -75,6 +75,7 @@ class App:
         st.soc_q_mah = -1
         cap = self.cfg.capacity_mah
         st.capacity_mah = capacity_mah if cap // 2 <= capacity_mah <= cap * 6 // 5 else 0
+        st.capacity_learned = 1 if st.capacity_mah else 0
         st.energy_in_wh = energy_in_wh if energy_in_wh > 0 else 0
         st.energy_out_wh = energy_out_wh if energy_out_wh > 0 else 0
         st.grid_wh_total = grid_wh if grid_wh > 0 else 0

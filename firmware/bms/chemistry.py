@@ -68,8 +68,9 @@ LFP = {
     # End of charge: highest cell at or above this while the current has
     # tapered (margin: the CCL taper starts here, true SOC ~99 %).
     "soc_full_mv": 3450,
-    # Bottom of the usable range: the discharge limit's zero point.
-    "soc_empty_mv": 2800,
+    # Bottom of the usable range: inside the discharge limit's taper (the
+    # limit holds the lowest cell just above its zero point; margin).
+    "soc_empty_mv": 2850,
 }
 
 NMC = {
@@ -103,7 +104,7 @@ NMC = {
     # Assumption, as for LFP (open item).
     "capacity_temp": [[-200, 750], [-100, 830], [0, 900], [100, 950], [250, 1000]],
     "soc_full_mv": 4100,
-    "soc_empty_mv": 3000,
+    "soc_empty_mv": 3100,
 }
 
 # Chemistry-independent rows (this project's choices; units per row in

@@ -90,6 +90,9 @@ INT_KEYS = {
     "grid_reserve_cpct": (0, 10000, "owner's reserve: grid events never go below this SOC"),
     "grid_max_power_w": (1, 100000, "largest grid-event power accepted"),
     "grid_max_duration_s": (1, 86400, "longest grid event accepted"),
+    "grid_margin_pm": (0, 1000, "reserve margin per SOC span counted since the last synchronisation"),
+    "grid_margin_unlearned_pm": (0, 1000, "the same while the capacity is still the rated one (no estimate yet)"),
+    "grid_margin_unsynced_cpct": (0, 10000, "reserve margin before any synchronisation since boot"),
 }
 BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input", "heater_enabled")
 TABLE_KEYS = {"ocv": ("cpct", "mv", 0, 10000, 0, 5000), "capacity_temp": ("dc", "pm", -400, 1000, 1, 1000)}
@@ -174,6 +177,15 @@ DEFAULTS = {
     "grid_reserve_cpct": 3000,
     "grid_max_power_w": 10000,
     "grid_max_duration_s": 14400,
+    # The counted SOC drifts with the capacity error and the current
+    # sensor's error: keep 3 % of the SOC counted since the last
+    # synchronisation above the reserve once the capacity has been
+    # estimated, 10 % while it is still the rated value (a series pack's
+    # weakest cell can be 5-10 % below it), and 10 % of SOC before any
+    # synchronisation (margins).
+    "grid_margin_pm": 30,
+    "grid_margin_unlearned_pm": 100,
+    "grid_margin_unsynced_cpct": 1000,
 }
 
 
@@ -297,6 +309,10 @@ class Config:
             _err("balance_window_ms", "must hold at least two ticks (2 x %d ms): one to settle, one to scan" % self.tick_ms)
         if self.soc_empty_mv >= self.soc_full_mv:
             _err("soc_empty_mv", "must be below soc_full_mv (%d)" % self.soc_full_mv)
+        if not self.dcl_taper_mv[1] < self.soc_empty_mv <= self.dcl_taper_mv[0]:
+            # the discharge limit keeps the lowest cell above its zero point:
+            # an empty threshold outside the taper is never reached or too early
+            _err("soc_empty_mv", "must lie in the discharge taper (%d, %d] mV" % (self.dcl_taper_mv[1], self.dcl_taper_mv[0]))
         if self.heater_off_dc <= self.heater_on_dc:
             _err("heater_off_dc", "must be above heater_on_dc (%d)" % self.heater_on_dc)
 

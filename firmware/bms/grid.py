@@ -1,6 +1,9 @@
 # Grid-support events: on short notice, discharge to the grid at P watts
 # for T seconds, within the discharge limit and never below the owner's
-# reserve SOC. The event ends at the deadline, at the reserve, when it is
+# reserve SOC. The counted SOC may be off by a share of what it has counted
+# since its last synchronisation (capacity error): the event keeps that
+# margin above the reserve (State.grid_floor_cpct), so the true SOC stays
+# above it. The event ends at the deadline, at that floor, when it is
 # cancelled, or when discharging is no longer allowed (contactors open,
 # discharge blocked). The inverter is asked for an export current each tick
 # (State.grid_ma, in the actuator frame / telemetry); the energy exported is
@@ -21,8 +24,24 @@ class Grid:
         self.reserve = cfg.grid_reserve_cpct
         self.max_w = cfg.grid_max_power_w
         self.max_s = cfg.grid_max_duration_s
+        self.margin_pm = cfg.grid_margin_pm
+        self.margin_unlearned_pm = cfg.grid_margin_unlearned_pm
+        self.margin_unsynced = cfg.grid_margin_unsynced_cpct
         self.e_rem = 0  # W*ms toward the next mWh
         self.mwh_rem = 0  # mWh toward the next Wh of the total
+
+    def floor(self, st):
+        """The SOC at which an event must end: the reserve plus a margin
+        for what the SOC may have drifted since its last synchronisation."""
+        base = st.soc_sync_cpct
+        if base < 0:
+            m = self.margin_unsynced
+        else:
+            span = st.soc_cpct - base
+            m = (span if span >= 0 else -span) * (self.margin_pm if st.capacity_learned else self.margin_unlearned_pm) // 1000
+        f = self.reserve + m
+        st.grid_floor_cpct = f
+        return f
 
     def _refuse(self, st, now_ms, reason, power_w, msg):
         st.grid_reason = reason
@@ -43,9 +62,10 @@ class Grid:
             self._refuse(st, now_ms, GRID_BUSY, power_w, "an event is already running (cancel it first)")
         if st.soc_cpct < 0:
             self._refuse(st, now_ms, GRID_SOC_UNKNOWN, power_w, "state of charge not known yet")
-        if st.soc_cpct <= self.reserve:
-            self._refuse(st, now_ms, GRID_RESERVE, power_w, "SOC %d.%02d %% is at or below the reserve %d.%02d %%"
-                         % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100))
+        f = self.floor(st)
+        if st.soc_cpct <= f:
+            self._refuse(st, now_ms, GRID_RESERVE, power_w, "SOC %d.%02d %% is at or below the reserve %d.%02d %% plus its margin (%d.%02d %%)"
+                         % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100, f // 100, f % 100))
         if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
             self._refuse(st, now_ms, GRID_BLOCKED, power_w, "discharging is not allowed now (contactors open or discharge blocked)")
         st.grid_active = 1
@@ -94,7 +114,7 @@ class Grid:
         if time.ticks_diff(now_ms, st.grid_end_ms) >= 0:
             self._end(st, now_ms, GRID_DEADLINE)
             return
-        if st.soc_cpct <= self.reserve:
+        if st.soc_cpct <= self.floor(st):
             self._end(st, now_ms, GRID_RESERVE)
             return
         if st.contactor_state != CLOSED or st.block_dsg or st.open_req:

@@ -36,6 +36,8 @@ class Measure:
         self.last_ms = 0
         self.started = False
         self.held_ms = 0  # time the cell readings have been held (bleeding)
+        # a measurement window comes every balance_bleed_ms: never hold longer
+        self.hold_max_ms = cfg.balance_bleed_ms + 2 * cfg.tick_ms
 
     def tick(self, st, now_ms):
         if self.started:
@@ -60,7 +62,7 @@ class Measure:
         k = self.k
         n = st.n_cells
         mm = st.scratch
-        if st.bleed_scan and self.held_ms < 10000:
+        if st.bleed_scan and self.held_ms < self.hold_max_ms:
             # Scanned while cells were bled (balance.py): the sense wires
             # carried the bleed current, so keep the cell voltages of the
             # last undistorted scan; the next measurement window renews them.
@@ -75,8 +77,10 @@ class Measure:
             sig[S.CELL_SUM_MV] = total
             sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
             sig[S.BAD_CELL_CH] = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
-            sig[S.STUCK_MS] = k.stuck_track(st.raw_cells, st.prev_raw, st.stuck_acc, n, dt + self.held_ms)
             self.held_ms = 0
+        # A bled cell's reading is off but still moves with the noise: a
+        # stuck channel shows in every scan.
+        sig[S.STUCK_MS] = k.stuck_track(st.raw_cells, st.prev_raw, st.stuck_acc, n, dt)
         k.ntc_interp(st.raw_temps, st.n_temps, self.ntc_raw, self.ntc_dc, self.ntc_n, st.temp_dc)
         # Open or shorted thermistors read as extreme temperatures: count
         # them and keep them out of the min/max (THERMISTOR reports them).

@@ -118,11 +118,16 @@ class Soc:
             if dsoc >= self.min_dsoc and net > 0:
                 est = scale_cpct(net, dsoc)
                 if self.rated // 2 <= est <= self.rated * 6 // 5:
-                    cap = (cap + est) // 2
+                    # weighted by the span: a full span moves it 3/4 of the
+                    # way (the synchronisations themselves are off by ~1 %)
+                    w = dsoc * 3 // 400  # percent
+                    cap += (est - cap) // 10 * w // 10
                     st.capacity_mah = cap
+                    st.capacity_learned = 1
                     st.event(now_ms, EV_CAPACITY, 0, cap)
         if kind != SYNC_BOOT_OCV:
             self.sync_cpct = soc
+            st.soc_sync_cpct = soc
         self.acc_mah = 0
         self.acc_rem = 0
         st.soc_q_mah = of_cpct(cap, soc)

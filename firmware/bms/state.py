@@ -105,9 +105,11 @@ class State:
         # soc: charge counted as whole mAh plus an mA*ms remainder (0..3.6e6)
         # so a 2,000 Ah pack stays inside a 31-bit small int.
         self.capacity_mah = 0  # estimate at 25 degC (0: take the rated one)
+        self.capacity_learned = 0  # 1 once estimated (or restored from a record)
         self.soc_q_mah = -1  # -1: not counted yet (derive from soc_cpct)
         self.soc_q_rem = 0
         self.soc_sync = 0  # kind of the last synchronisation (SYNC_*)
+        self.soc_sync_cpct = -1  # SOC set by it (-1: none since boot)
         self.usable_mah = 0  # charge that can still be taken out at this temperature
         self.bleed_scan = 0  # 1: the last scan was taken while cells were bled
         self.energy_in_wh = 0
@@ -120,6 +122,7 @@ class State:
         self.grid_mwh_event = 0  # energy exported in the running / last event
         self.grid_wh_total = 0  # energy exported in all events
         self.grid_reason = 0  # why the last event ended or a start was refused
+        self.grid_floor_cpct = 0  # the event ends here: reserve + margin for the SOC's uncertainty
         self.grid_events = 0
         # a command from the host (sim frame): kind, two int arguments
         self.cmd = 0
