@@ -51,10 +51,12 @@ powercut: setup
 	$(BIN)/bmsctl powercut --cuts 10000
 
 # The long SOC/balancing/grid profiles (`make test` runs shorter ones): the
-# 7-day household week at 1 s ticks, then the same week at the firmware's
-# 100 ms default (~17 min on one free core).
+# 7-day household week at 1 s ticks (~2-5 min), the same with a 1-sigma
+# capacity spread, then the week at the firmware's 100 ms default (~20 min
+# on one free core).
 soak: setup
 	$(BIN)/bmsctl sim scenarios/soc_week.toml --plot $(OUT)/soc_week.png
+	$(BIN)/bmsctl sim scenarios/soc_week_sigma.toml
 	$(BIN)/bmsctl sim scenarios/soc_week.toml --tick "100 ms" --plot $(OUT)/soc_week_100ms.png
 
 clean:

@@ -59,6 +59,9 @@ class Pack:
         self.n = n
         self.ocv = OcvCurve(p.chemistry)
         self.cap_as = p.capacity_ah * 3600 * (1 + p.capacity_spread * rng.standard_normal(n))
+        if p.capacity_range:
+            # an exact max-min spread around the rating: evenly spaced, random order
+            self.cap_as = p.capacity_ah * 3600 * (1 + p.capacity_range * (rng.permutation(n) / max(n - 1, 1) - 0.5))
         self.r0 = p.r0_ohm * (1 + p.r0_spread * rng.standard_normal(n)).clip(0.2)
         self.r1 = np.full(n, p.r1_ohm)
         self.tau = p.tau_s

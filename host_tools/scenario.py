@@ -121,6 +121,7 @@ class Pack:
     balance_ohm: float
     cell_heat_j_per_k: float
     initial_soc_range: float = 0.0
+    capacity_range: float = 0.0
     coulombic_efficiency: float = 1.0
     sense_resistance: float = 0.0
 
@@ -262,6 +263,8 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         cell_heat_j_per_k=p.quantity("cell_heat_capacity", "heat_capacity", "2260 J/K", 1, 1e6),
         # max - min of the cells' initial SOC, evenly spread (0: use initial_soc_spread)
         initial_soc_range=p.quantity("initial_soc_range", "fraction", "0 %", 0, 0.5),
+        # max - min of the cells' capacities, evenly spread around the rating (0: use capacity_spread)
+        capacity_range=p.quantity("capacity_range", "fraction", "0 %", 0, 0.5),
         coulombic_efficiency=p.quantity("coulombic_efficiency", "fraction", "100 %", 0.9, 1.0),
         sense_resistance=p.quantity("sense_wire_resistance", "resistance", "0 ohm", 0, 100),
     )

@@ -405,13 +405,14 @@ class Simulation:
         return res
 
 
-def write_state_record(state_dir: Path, soc_cpct: int) -> None:
+def write_state_record(state_dir: Path, soc_cpct: int, capacity_mah: int = 0) -> None:
     """A state record (firmware/bms/persist/state_record.py, version 2) that
-    makes the firmware boot believing the pack is at soc_cpct."""
+    makes the firmware boot believing the pack is at soc_cpct (and, when
+    given, has capacity_mah)."""
     import struct
     import zlib
     state_dir.mkdir(parents=True, exist_ok=True)
-    body = struct.pack("<IIiiiii8sI", 0x32535452, 1, soc_cpct, 0, 0, 0, 0, bytes(8), 0)
+    body = struct.pack("<IIiiiii8sI", 0x32535452, 1, soc_cpct, capacity_mah, 0, 0, 0, bytes(8), 0)
     (state_dir / "state.b").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
 
 

@@ -197,7 +197,7 @@ finally:
 ask = st.grid_ma
 out["grid_deadline"] = {"errors": errors, "busy": busy, "active": st.grid_active, "reason": st.grid_reason,
                         "mwh": st.grid_mwh_event, "end_ms": now, "ends": events(st, EV_GRID_END)}
-st.soc_cpct = 3100
+st.soc_cpct = 3200
 grid.start(st, now, 2000, 3600)
 grid.tick(st, now + 100)
 asked = st.grid_ma
@@ -221,7 +221,7 @@ try:
 except ValueError as e:
     out["grid_margin_unlearned"] = [str(e), st.grid_floor_cpct]
 st.capacity_learned = 1
-st.soc_cpct = 3100
+st.soc_cpct = 3200
 try:
     grid.start(st, now, 2000, 3600)
     out["grid_margin"] = None

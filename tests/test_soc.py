@@ -95,10 +95,10 @@ def test_soc_tick_allocates_nothing(out):
 
 def test_grid_reserve_keeps_a_margin_for_the_counted_soc(out):
     msg, floor = out["grid_margin_unlearned"]
-    assert floor == 3000 + (10000 - 3300) * 100 // 1000  # 10 % of the 67 % counted since the sync
-    assert "36.70 %" in msg
+    assert floor == 3000 + 100 + (10000 - 3300) * 100 // 1000  # 1 % + 10 % of the 67 % counted since the sync
+    assert "37.70 %" in msg
     msg, floor = out["grid_margin"]
-    assert floor == 3000 + (10000 - 3100) * 30 // 1000  # 3 % once the capacity has been estimated
-    assert "32.07 %" in msg
+    assert floor == 3000 + 100 + (10000 - 3200) * 30 // 1000  # 3 % once the capacity has been estimated
+    assert "33.04 %" in msg
     msg, floor = out["grid_unsynced"]
     assert floor == 4000 and "40.00 %" in msg  # no synchronisation since boot: 10 % margin

@@ -60,6 +60,11 @@ LFP = {
             [1500, 3142], [1750, 3165], [2000, 3176], [2500, 3191], [3000, 3214], [3500, 3239],
             [4000, 3256], [5000, 3267], [6000, 3269], [7000, 3275], [7500, 3295], [8000, 3310],
             [9000, 3314], [9500, 3317], [9750, 3337], [10000, 3600]],
+    # LFP's OCV differs by ~10-20 mV between the charge and discharge
+    # branches (hysteresis, commonly reported; not in this table): read the
+    # SOC only where 10 mV is < 2 % of SOC, i.e. >= 6 mV per 10 % -> 60
+    # (here below ~17 % and above ~95 %; margin).
+    "soc_ocv_slope_mv_per_10pct": 60,
     # Usable share of the capacity vs temperature, (0.1 degC, per mille).
     # Assumption: the order of the discharge-capacity-vs-temperature curves
     # LFP cell makers publish (about 70 % at -20 degC, 85-90 % at 0 degC at

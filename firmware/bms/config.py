@@ -93,6 +93,7 @@ INT_KEYS = {
     "grid_margin_pm": (0, 1000, "reserve margin per SOC span counted since the last synchronisation"),
     "grid_margin_unlearned_pm": (0, 1000, "the same while the capacity is still the rated one (no estimate yet)"),
     "grid_margin_unsynced_cpct": (0, 10000, "reserve margin before any synchronisation since boot"),
+    "grid_margin_sync_cpct": (0, 10000, "reserve margin for the error of a synchronisation itself"),
 }
 BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input", "heater_enabled")
 TABLE_KEYS = {"ocv": ("cpct", "mv", 0, 10000, 0, 5000), "capacity_temp": ("dc", "pm", -400, 1000, 1, 1000)}
@@ -181,9 +182,11 @@ DEFAULTS = {
     # sensor's error: keep 3 % of the SOC counted since the last
     # synchronisation above the reserve once the capacity has been
     # estimated, 10 % while it is still the rated value (a series pack's
-    # weakest cell can be 5-10 % below it), and 10 % of SOC before any
-    # synchronisation (margins).
+    # weakest cell can be 5-10 % below it), plus 1 % for the
+    # synchronisation itself (end of charge reads ~99.5 % true), and 10 %
+    # of SOC before any synchronisation (margins).
     "grid_margin_pm": 30,
+    "grid_margin_sync_cpct": 100,
     "grid_margin_unlearned_pm": 100,
     "grid_margin_unsynced_cpct": 1000,
 }

@@ -26,6 +26,7 @@ class Grid:
         self.max_s = cfg.grid_max_duration_s
         self.margin_pm = cfg.grid_margin_pm
         self.margin_unlearned_pm = cfg.grid_margin_unlearned_pm
+        self.margin_sync = cfg.grid_margin_sync_cpct
         self.margin_unsynced = cfg.grid_margin_unsynced_cpct
         self.e_rem = 0  # W*ms toward the next mWh
         self.mwh_rem = 0  # mWh toward the next Wh of the total
@@ -38,7 +39,8 @@ class Grid:
             m = self.margin_unsynced
         else:
             span = st.soc_cpct - base
-            m = (span if span >= 0 else -span) * (self.margin_pm if st.capacity_learned else self.margin_unlearned_pm) // 1000
+            m = self.margin_sync + (span if span >= 0 else -span) * (
+                self.margin_pm if st.capacity_learned else self.margin_unlearned_pm) // 1000
         f = self.reserve + m
         st.grid_floor_cpct = f
         return f

@@ -23,6 +23,7 @@ from bms.state import EV_SOC_SYNC, EV_CAPACITY, SYNC_FULL, SYNC_EMPTY, SYNC_OCV,
 MAS_PER_MAH = const(3600000)  # mA*ms in one mAh
 WMS_PER_WH = const(3600000)  # W*ms in one Wh
 AVG_SCANS = const(16)  # scans averaged for an OCV reading
+REARM_CPCT = const(500)  # a full / empty sync again only after 5 % of SOC away from it
 OCV_MIN_DC = const(100)  # the OCV table holds at 25 degC: use it from 10 ...
 OCV_MAX_DC = const(400)  # ... to 40 degC only
 
@@ -82,6 +83,7 @@ class Soc:
         self.empty_ms = 0
         self.charged = 0  # charge current seen since the last full sync
         self.discharged = 0  # discharge seen since the last empty sync
+        self.empty_cpct = -REARM_CPCT  # SOC set by the last empty sync
         self.sync_cpct = -1  # SOC at the last synchronisation
         self.acc_mah = 0  # net charge counted since then (mAh + mA*ms)
         self.acc_rem = 0
@@ -166,9 +168,16 @@ class Soc:
         st.soc_cpct = scale_cpct(q, cap)
         dt = st.dt_ms
         rest = self.rest_ma
-        if cur > self.full_ma:
+        # A pack held at the top or the bottom by its limits sees small
+        # currents both ways: re-arm a synchronisation only once the SOC
+        # has really moved away from it.
+        # (An SOC that reads full or empty without having been synchronised
+        # there may be wrong: that arms at once.)
+        soc = st.soc_cpct
+        last = st.soc_sync
+        if cur > self.full_ma and (soc <= 10000 - REARM_CPCT or last != SYNC_FULL):
             self.charged = 1
-        if cur < -rest:
+        if cur < -rest and (soc >= self.empty_cpct + REARM_CPCT or last != SYNC_EMPTY):
             self.discharged = 1
         if st.fresh:
             self._full_empty(st, sig, cur, dt, now_ms)
@@ -245,7 +254,9 @@ class Soc:
                 dsg = sig[S.DISCHARGE_MA]
                 soc = self.soc_at(vmin + (dsg // 100) * self.r_uohm // 10000)
                 cold = self.unusable_cpct(sig[S.TEMP_MIN_DC])
-                self._sync(st, soc if soc > cold else cold, SYNC_EMPTY, now_ms)
+                soc = soc if soc > cold else cold
+                self.empty_cpct = soc
+                self._sync(st, soc, SYNC_EMPTY, now_ms)
         else:
             self.empty_ms = 0
 
