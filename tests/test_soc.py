@@ -102,3 +102,15 @@ def test_grid_reserve_keeps_a_margin_for_the_counted_soc(out):
     assert "33.04 %" in msg
     msg, floor = out["grid_unsynced"]
     assert floor == 4000 and "40.00 %" in msg  # no synchronisation since boot: 10 % margin
+
+
+def test_tick_with_balancing_windows_allocates_nothing():
+    # the whole App tick (tests/test_heap_lock.py's harness) with the
+    # balancing measurement windows on
+    from conftest import ROOT as root
+    r = subprocess.run([micropython_binary(), str(root / "host_tools" / "mp" / "tick_bench.py"), str(FIRMWARE), "16",
+                        "lock", "viper", "windows"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    o = json.loads(r.stdout.strip().splitlines()[-1])
+    assert o["error"] is None and o["internal_error"] == 0 and o["ranges_bad"] == [], o
+    assert o["balancing_ticks"] > 0 and o["locked_ticks"] == 1200

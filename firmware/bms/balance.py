@@ -1,10 +1,11 @@
 # Passive balancing: bleed the cells that stand above the lowest cell, while
 # charging or at rest, above a voltage floor and below a temperature limit.
-# Bleeding pauses for a measurement window every balance_bleed_ms: the
-# bleed current flows through the sense wires and would distort the
-# readings, so the measure stage keeps the cell voltages of the last scan
-# taken with the bleeding paused (State.bleed_scan says which scans are
-# distorted) and the selection is always made on undistorted readings.
+# With balance_window_ms > 0 the bleeding pauses for a measurement window
+# every balance_bleed_ms: where the bleed current flows through the sense
+# wires it would distort the readings, so the measure stage keeps the cell
+# voltages of the last scan taken with the bleeding paused (State.bleed_scan
+# says which scans are distorted) and the selection is always made on
+# undistorted readings. With 0 the front end pauses it for its conversions.
 from bms import signals as S
 
 
@@ -61,7 +62,7 @@ class Balance:
         n = self.k.balance_select(st.cell_mv, st.n_cells, p, st.balance_mask)
         st.balance_count = n
         self.running = 1 if n else 0
-        if n:
+        if n and self.window_ms:
             self.bled_ms += st.dt_ms
             if self.bled_ms >= self.bleed_ms:
                 self.bled_ms = 0

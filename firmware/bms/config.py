@@ -70,7 +70,7 @@ INT_KEYS = {
     "therm_open_raw": (0, 65535, "thermistor reads open at or above"),
     # balancing measurement windows
     "balance_bleed_ms": (100, 60000, "bleed time between measurement windows"),
-    "balance_window_ms": (20, 10000, "bleeding paused for an undistorted scan"),
+    "balance_window_ms": (0, 10000, "bleeding paused for an undistorted scan (0: the front end does it)"),
     # state of charge
     "soc_charge_eff_pm": (800, 1000, "charge (coulombic) efficiency"),
     "soc_rest_cpm": (0, 100, "pack rests below this current (C-rate per mille)"),
@@ -157,10 +157,17 @@ DEFAULTS = {
     # The contactors close only while the enable input (key switch, E-stop
     # chain) is on; boards without one set this to false.
     "enable_input": True,
-    # Balancing pauses for a scan every 2 s (sense wires carry the bleed
-    # current: a reading taken while bleeding is off by I x R_wire).
+    # Measurement windows: where the bleed current flows through the sense
+    # wires, a reading taken while bleeding is off by I x R_wire, so the
+    # firmware pauses the bleeding for a scan every balance_bleed_ms and
+    # holds the cell voltages in between (which delays what protection sees
+    # of a bled cell by up to that long). Front ends that stop the bleeding
+    # for their own conversions need no firmware windows (0, the default):
+    # e.g. the LTC6811/LTC6813 cell conversion command ADCV with its DCP
+    # bit at 0 ("discharge not permitted", LTC6811-1/-2 datasheet, command
+    # codes).
     "balance_bleed_ms": 2000,
-    "balance_window_ms": 300,
+    "balance_window_ms": 0,
     # LFP's coulombic efficiency is above 99.5 % (margin: 99.8 %).
     "soc_charge_eff_pm": 998,
     "soc_rest_cpm": 5,
@@ -308,8 +315,8 @@ class Config:
             _err("balance_stop_mv", "must be below balance_start_mv (%d)" % self.balance_start_mv)
         if self.pump_setpoint_dc < self.pump_start_dc:
             _err("pump_setpoint_dc", "must not be below pump_start_dc (%d)" % self.pump_start_dc)
-        if self.balance_window_ms < 2 * self.tick_ms:
-            _err("balance_window_ms", "must hold at least two ticks (2 x %d ms): one to settle, one to scan" % self.tick_ms)
+        if 0 < self.balance_window_ms < 2 * self.tick_ms:
+            _err("balance_window_ms", "0 (no windows) or at least two ticks (2 x %d ms): one to settle, one to scan" % self.tick_ms)
         if self.soc_empty_mv >= self.soc_full_mv:
             _err("soc_empty_mv", "must be below soc_full_mv (%d)" % self.soc_full_mv)
         if not self.dcl_taper_mv[1] < self.soc_empty_mv <= self.dcl_taper_mv[0]:

@@ -18,6 +18,7 @@ sys.path.insert(0, sys.argv[1])
 N = int(sys.argv[2])
 MODE = sys.argv[3]
 KERNELS = sys.argv[4]
+WINDOWS = len(sys.argv) > 5 and sys.argv[5] == "windows"  # balancing measurement windows on
 
 from bms.config import Config  # noqa: E402
 from bms.hal.sim import SimHal, HDR, SENSOR_TAIL, VERSION  # noqa: E402
@@ -113,7 +114,11 @@ def make_app():
     stream = ReplayStream(build_frames(size), size, FRAMES)
     gc.collect()
     a0 = gc.mem_alloc()
-    cfg = Config({"cells": N, "temps": TEMPS, "capacity_mah": 100000, "chemistry": "LFP"})
+    user = {"cells": N, "temps": TEMPS, "capacity_mah": 100000, "chemistry": "LFP"}
+    if WINDOWS:
+        user["balance_window_ms"] = 300
+        user["balance_bleed_ms"] = 1000
+    cfg = Config(user)
     hal = SimHal(cfg, K, stream)
     app = App(cfg, hal, K)
     gc.collect()
