@@ -69,4 +69,4 @@ class Balance:
                 self.win_left = self.window_ms
                 self._off(st)
                 n = 0
-        st.bleed_scan = 1 if n else 0
+        st.bleed_scan = 1 if n and self.window_ms else 0
