@@ -211,6 +211,14 @@ try:
 except ValueError as e:
     out["grid_below"] = str(e)
 
+# cancel: ends a running event, then there is nothing to cancel
+st.soc_sync_cpct = 5000
+st.soc_cpct = 5000
+grid.start(st, now, 1000, 600)
+c1 = grid.cancel(st, now + 100)
+c2 = grid.cancel(st, now + 200)
+out["grid_cancel"] = {"first": c1, "second": c2, "reason": st.grid_reason, "active": st.grid_active, "ma": st.grid_ma}
+
 # the margin: 67 % counted since a sync at 100 % may be 10 % of that off
 # while the capacity is the rated one, 3 % once it has been estimated
 st.soc_sync_cpct = 10000

@@ -114,3 +114,8 @@ def test_tick_with_balancing_windows_allocates_nothing():
     o = json.loads(r.stdout.strip().splitlines()[-1])
     assert o["error"] is None and o["internal_error"] == 0 and o["ranges_bad"] == [], o
     assert o["balancing_ticks"] > 0 and o["locked_ticks"] == 1200
+
+
+def test_grid_cancel(out):
+    c = out["grid_cancel"]
+    assert c == {"first": True, "second": False, "reason": 3, "active": 0, "ma": 0}

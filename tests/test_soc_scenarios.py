@@ -74,3 +74,25 @@ def test_capacity_estimate_survives_a_reboot(tmp_path):
     write_state_record(tmp_path / "bad", 5500, capacity_mah=30000)
     res = Simulation(scenario.load(SCENARIOS / "rest_after_reboot.toml"), state_dir=tmp_path / "bad").run()
     assert res.capacity_mah_fw == 100000
+
+
+GOOD = (SCENARIOS / "soc_week.toml").read_text()
+
+
+def test_bad_grid_and_household_fields_are_named(tmp_path):
+    import pytest
+    cases = [
+        (GOOD.replace('power = "2 kW"\n', "", 1), "action[0].power: missing"),
+        (GOOD.replace('power = "2 kW"', 'power = "2 kWh"', 1), "action[0].power: expected a power"),
+        (GOOD.replace('duration = "1 h"', 'duration = "3 d"', 1), "action[0].duration:"),
+        (GOOD.replace('solar_end = "20 h"', 'solar_end = "5 h"', 1), "profile[0].solar_end: must be after solar_start"),
+        (GOOD.replace('firmware_soc = "70 %"', 'firmware_soc = "170 %"', 1), "firmware_soc:"),
+        (GOOD.replace('at_most = 0', 'at_most = -1', 1), "expect[1].at_most:"),
+    ]
+    for text, message in cases:
+        assert text != GOOD, message
+        p = tmp_path / "bad.toml"
+        p.write_text(text)
+        with pytest.raises(scenario.ScenarioError) as ei:
+            scenario.load(p)
+        assert message in str(ei.value), (message, str(ei.value))
