@@ -43,6 +43,18 @@ def test_imbalanced_pack_converges_within_five_charges():
     assert len(starts) > 100
 
 
+def test_without_measurement_windows_the_distorted_readings_do_not_balance():
+    # The same pack and wiring with the firmware's windows off: every scan is
+    # taken while bleeding, the bled cells read ~100 mV low, and the
+    # balancer bleeds the wrong cells (the windows above are what works).
+    sc = scenario.load(SCENARIOS / "balance_converge.toml")
+    sc.firmware["balance_window_ms"] = 0
+    res = Simulation(sc).run()
+    spreads = [sp for _t, sp, _by in res.charge_ends]
+    print("\nwithout windows, top-of-charge spreads (mV):", [round(x * 1000, 1) for x in spreads])
+    assert len(spreads) == 5 and min(spreads) > 0.05
+
+
 def test_grid_event_stops_at_the_reserve_and_the_next_is_refused():
     res = run_checked("grid_reserve.toml")
     assert report.reserve_violations(res) == 0
