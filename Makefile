@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut afe clean distclean
+.PHONY: setup sim test bench campaign powercut afe soak clean distclean
 
 setup: $(STAMP)
 
@@ -55,6 +55,15 @@ powercut: setup
 afe: setup
 	@for a in bq76952 ltc6813 adc; do echo "== bmsctl sim scenarios/default.toml --afe $$a"; \
 	  $(BIN)/bmsctl sim scenarios/default.toml --afe $$a || exit 1; done
+
+# The long SOC/balancing/grid profiles (`make test` runs shorter ones): the
+# 7-day household week at 1 s ticks (~2-5 min), the same with a 1-sigma
+# capacity spread, then the week at the firmware's 100 ms default (~20 min
+# on one free core).
+soak: setup
+	$(BIN)/bmsctl sim scenarios/soc_week.toml --plot $(OUT)/soc_week.png
+	$(BIN)/bmsctl sim scenarios/soc_week_sigma.toml
+	$(BIN)/bmsctl sim scenarios/soc_week.toml --tick "100 ms" --plot $(OUT)/soc_week_100ms.png
 
 clean:
 	rm -rf $(OUT) .pytest_cache build

@@ -12,6 +12,15 @@ def cmd_sim(args) -> int:
 
     try:
         sc = scenario.load(args.file)
+        if args.tick:
+            from host_tools import units
+            try:
+                tick = units.parse(args.tick, "time")
+            except units.QuantityError as e:
+                raise scenario.ScenarioError(f"--tick: {e}") from None
+            if not 0.01 <= tick <= 1.0:
+                raise scenario.ScenarioError(f"--tick: {args.tick!r} is out of range 10 ms..1 s")
+            sc.tick_s = tick
     except scenario.ScenarioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -157,6 +166,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("sim", help="run a scenario against the firmware under the MicroPython unix port")
     p.add_argument("file", help="scenario file (TOML)")
     p.add_argument("--plot", help="write a PNG plot here")
+    p.add_argument("--tick", help="override the scenario's tick (e.g. '100 ms')")
     p.add_argument("--kernels", choices=("viper", "ref"), default="viper",
                    help="firmware inner loops: viper kernels or their plain-Python twins")
     p.add_argument("--afe", choices=("bq76952", "ltc6813", "adc"),

@@ -14,7 +14,8 @@ from host_tools.firmware import FIRMWARE, micropython_binary
 
 REC = 24
 FMT = "<IIHHiI"
-CODES = {1: "fault_set", 2: "fault_clear", 3: "contactor", 4: "internal_error", 5: "boot", 6: "fault_restored"}
+CODES = {1: "fault_set", 2: "fault_clear", 3: "contactor", 4: "internal_error", 5: "boot", 6: "fault_restored",
+         7: "soc_sync", 8: "capacity_mah", 9: "grid_start", 10: "grid_end", 11: "grid_refused"}
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
 
 
@@ -47,6 +48,14 @@ def describe(code: int, arg: int, names: list[str]) -> str:
         return CONTACTOR[arg]
     if code == 5:
         return "watchdog reset" if arg else "power-on"
+    if code == 7:
+        from host_tools.frames import SYNC_NAMES
+        return SYNC_NAMES.get(arg, str(arg))
+    if code in (10, 11):
+        from host_tools.frames import GRID_REASONS
+        return GRID_REASONS.get(arg, str(arg))
+    if code == 9:
+        return f"{arg} s"
     return str(arg)
 
 

@@ -5,13 +5,18 @@ import struct
 
 SENSOR_MAGIC = 0xB5A1
 ACT_MAGIC = 0xB5A2
-VERSION = 1
+VERSION = 2
 FAULT_BYTES = 8
 TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms() wraps here
 
 
 def sensor_struct(cells: int, temps: int) -> struct.Struct:
-    return struct.Struct(f"<HBBII{cells}H{temps}HiIIHHHBB")
+    # ... inputs, pad, then the command: kind (1 grid start, 2 grid cancel), pad, pad, arg a, arg b
+    return struct.Struct(f"<HBBII{cells}H{temps}HiIIHHHBBBBHii")
+
+
+CMD_GRID_START = 1
+CMD_GRID_CANCEL = 2
 
 
 IN_ENABLE = 8  # inputs byte: enable input on
@@ -20,10 +25,15 @@ ACT_HEAD = struct.Struct(f"<HBBIBBHBBiihH{FAULT_BYTES}sBBH")
 EV_OFF = 34
 EV_SLOTS = 8
 EVENT = struct.Struct("<iHHi")  # firmware ms, code, arg, value
-ACT_FIXED = EV_OFF + 4 + EV_SLOTS * EVENT.size
+GRID_OFF = EV_OFF + 4 + EV_SLOTS * EVENT.size
+GRID = struct.Struct("<iiiBBBB")  # export mA, event mWh, capacity mAh, active, reason, soc sync, pad
+ACT_FIXED = GRID_OFF + GRID.size
 
 # event codes (firmware/bms/state.py)
 EV_FAULT_SET, EV_FAULT_CLEAR, EV_CONTACTOR, EV_INTERNAL, EV_BOOT, EV_RESTORED = 1, 2, 3, 4, 5, 6
+EV_SOC_SYNC, EV_CAPACITY, EV_GRID_START, EV_GRID_END, EV_GRID_REJECT = 7, 8, 9, 10, 11
+SYNC_NAMES = {1: "full", 2: "empty", 3: "ocv", 4: "boot_ocv"}
+GRID_REASONS = {1: "deadline", 2: "reserve", 3: "cancelled", 4: "blocked", 5: "bad_args", 6: "busy", 7: "soc_unknown"}
 
 
 def actuator_size(cells: int) -> int:

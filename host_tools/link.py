@@ -48,6 +48,12 @@ class Actuators:
     faults: int  # bit per fault-table row
     events: list  # (firmware ms, code, arg, value), oldest first
     balance: int  # bit per cell
+    grid_ma: int = 0  # export current asked of the inverter
+    grid_mwh_event: int = 0
+    capacity_mah: int = 0
+    grid_active: int = 0
+    grid_reason: int = 0
+    soc_sync: int = 0
 
 
 class FirmwareLink:
@@ -162,16 +168,18 @@ class FirmwareLink:
         return bytes(buf)
 
     def exchange(self, flags, seq, now_ms, cells_raw, temps_raw, current_raw, pack_raw, bus_raw,
-                 cool_in_raw, cool_out_raw, flow_pulses, inputs) -> Actuators:
+                 cool_in_raw, cool_out_raw, flow_pulses, inputs, command=(0, 0, 0)) -> Actuators:
         self.conn.sendall(self.sensor.pack(
             frames.SENSOR_MAGIC, frames.VERSION, flags, seq % frames.TICKS_PERIOD, now_ms % frames.TICKS_PERIOD,
             *cells_raw, *temps_raw, current_raw, pack_raw, bus_raw, cool_in_raw, cool_out_raw,
-            flow_pulses & 0xFFFF, inputs, 0))
+            flow_pulses & 0xFFFF, inputs, 0, command[0], 0, 0, command[1], command[2]))
         data = self._recv_exact(self.out_size)
         (magic, _ver, aflags, aseq, outputs, cstate, duty, heater, bal_count, ccl, dcl, soc, _pad,
          fbytes, n_ev, _p1, _p2) = frames.ACT_HEAD.unpack_from(data)
         if magic != frames.ACT_MAGIC or aseq != seq % frames.TICKS_PERIOD:
             raise FirmwareError(f"bad actuator frame for seq {seq}: magic {magic:#x}, seq {aseq}")
         events = [frames.EVENT.unpack_from(data, frames.EV_OFF + 4 + 12 * j) for j in range(n_ev)]
+        gma, gmwh, cap, gact, greason, sync, _p3 = frames.GRID.unpack_from(data, frames.GRID_OFF)
         return Actuators(aflags, aseq, outputs, cstate, duty, heater, bal_count, ccl, dcl, soc,
-                         int.from_bytes(fbytes, "little"), events, int.from_bytes(data[frames.ACT_FIXED:], "little"))
+                         int.from_bytes(fbytes, "little"), events, int.from_bytes(data[frames.ACT_FIXED:], "little"),
+                         gma, gmwh, cap, gact, greason, sync)

@@ -59,10 +59,21 @@ class Pack:
         self.n = n
         self.ocv = OcvCurve(p.chemistry)
         self.cap_as = p.capacity_ah * 3600 * (1 + p.capacity_spread * rng.standard_normal(n))
+        if p.capacity_range:
+            # an exact max-min spread around the rating: evenly spaced, random order
+            self.cap_as = p.capacity_ah * 3600 * (1 + p.capacity_range * (rng.permutation(n) / max(n - 1, 1) - 0.5))
         self.r0 = p.r0_ohm * (1 + p.r0_spread * rng.standard_normal(n)).clip(0.2)
         self.r1 = np.full(n, p.r1_ohm)
         self.tau = p.tau_s
         self.soc = np.clip(p.initial_soc + p.initial_soc_spread * rng.standard_normal(n), 0.0, 1.0)
+        if p.initial_soc_range:
+            # an exact max-min spread: evenly spaced SOCs in a random order
+            self.soc = np.clip(p.initial_soc + p.initial_soc_range * (rng.permutation(n) / max(n - 1, 1) - 0.5), 0.0, 1.0)
+        self.coulombic_eff = p.coulombic_efficiency
+        # Sense wire (harness, connector, filter) resistance in the bleed
+        # path: the bleed current flows through the two sense wires of its
+        # cell, so a reading taken while bleeding is off by I x R per wire.
+        self.sense_ohm = p.sense_resistance
         self.ocv_now = self.ocv(self.soc)  # OCV at the present SOC, updated by step()
         self.v1 = np.zeros(n)
         self.temp = np.full(n, sc.thermal.initial_c)
@@ -100,11 +111,43 @@ class Pack:
         i = self.cell_currents()
         return self.ocv_now + i * self.r0 + self.v1
 
+    def bleed_currents(self):
+        """Bleed current per cell: the cell across its bleed resistor and
+        the two sense wires."""
+        return self.bleed * (self.ocv_now / (self.balance_ohm + 2 * self.sense_ohm))
+
     def cell_currents(self):
         i = self.current_a - self.self_discharge_a
         if self.bleed.any():
-            i = i - self.bleed * (self.ocv_now / self.balance_ohm)
+            i = i - self.bleed_currents()
         return i
+
+    def sensed_v(self):
+        """Cell voltages as the front end sees them: a bled cell's two sense
+        wires drop I_bleed x R each (it reads low), and a neighbour shares
+        one of those wires (it reads high)."""
+        v = self.cell_v()
+        if self.sense_ohm and self.bleed.any():
+            ib = self.bleed_currents()
+            d = 2 * ib
+            d[1:] -= ib[:-1]
+            d[:-1] -= ib[1:]
+            v = v - self.sense_ohm * d
+        return v
+
+    def pack_soc(self) -> float:
+        """True SOC of the series pack: the charge it can still deliver
+        before its first cell is empty, over that plus the charge it can
+        still take before its first cell is full."""
+        q = self.soc * self.cap_as
+        out = float(q.min())
+        room = float((self.cap_as - q).min())
+        return out / (out + room) if out + room > 0 else 0.0
+
+    def pack_capacity_ah(self) -> float:
+        """Usable capacity of the series pack now: out + room, in Ah."""
+        q = self.soc * self.cap_as
+        return float(q.min() + (self.cap_as - q).min()) / 3600
 
     def pack_v(self):
         return float(self.cell_v().sum())
@@ -138,12 +181,13 @@ class Pack:
         i = self.cell_currents()
         v_ocv = self.ocv_now
         # beyond 0..1 is abuse (over-charge / over-discharge), bounded for the tables
-        self.soc = np.minimum(np.maximum(self.soc + i * dt / self.cap_as, -0.2), 1.2)
+        stored = np.where(i > 0, i * self.coulombic_eff, i)  # charge not stored is lost to side reactions
+        self.soc = np.minimum(np.maximum(self.soc + stored * dt / self.cap_as, -0.2), 1.2)
         self.ocv_now = self.ocv(self.soc)
         a = math.exp(-dt / self.tau)
         self.v1 = self.v1 * a + i * self.r1 * (1 - a)
         if self.bleed.any():
-            self.balance_energy_j += float((self.bleed * v_ocv ** 2 / self.balance_ohm).sum()) * dt
+            self.balance_energy_j += float((self.bleed * v_ocv ** 2 / (self.balance_ohm + 2 * self.sense_ohm)).sum()) * dt
         # bus (DC link) voltage
         vp = float((v_ocv + i * self.r0 + self.v1).sum())
         if self.closed():

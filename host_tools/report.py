@@ -48,7 +48,83 @@ def summary(res: Result) -> str:
     if res.internal_error:
         lines.append("firmware        reported an internal error (see its log)")
     lines += thermal_figures(res)
+    lines += soc_figures(res)
     return "\n".join(lines)
+
+
+def first_sync_t(res: Result):
+    """Host time of the firmware's first full or empty synchronisation."""
+    from host_tools import frames
+    clock0 = res.scenario.clock_start_ms
+    for fw_ms, code, arg, _value in res.events:
+        if code == frames.EV_SOC_SYNC and arg in (1, 2):
+            return ((fw_ms - clock0) % frames.TICKS_PERIOD) / 1000
+    return None
+
+
+def soc_error(res: Result):
+    """(t of the first synchronisation, RMS, max |error|) of the firmware's
+    SOC against the plant's true pack SOC after that synchronisation, as
+    fractions; None without one."""
+    t0 = first_sync_t(res)
+    if t0 is None:
+        return None
+    sel = res.t >= t0 - 1e-9
+    err = res.soc_fw[sel] - res.soc_true[sel]
+    err = err[~np.isnan(err)]
+    if not len(err):
+        return None
+    return t0, float(np.sqrt(np.mean(err ** 2))), float(np.abs(err).max())
+
+
+def reserve_violations(res: Result) -> int:
+    """Ticks in which the pack exported to the grid while the plant's true
+    pack SOC was below the firmware's reserve setting."""
+    reserve = res.hello.get("settings", {}).get("grid_reserve_cpct")
+    if reserve is None:
+        return 0
+    return int(((res.grid_a > 0) & (res.soc_true < reserve / 10000)).sum())
+
+
+def soc_figures(res: Result) -> list[str]:
+    from host_tools import frames
+    out = []
+    if not len(res.soc_fw) or np.isnan(res.soc_fw).all():
+        return out
+    syncs = {}
+    for _ms, code, arg, _v in res.events:
+        if code == frames.EV_SOC_SYNC:
+            k = frames.SYNC_NAMES.get(arg, str(arg))
+            syncs[k] = syncs.get(k, 0) + 1
+    e0 = float(res.soc_fw[0] - res.soc_true[0]) if not np.isnan(res.soc_fw[0]) else float("nan")
+    out.append(f"SOC estimate    start error {e0 * 100:+.1f} %; synchronisations: "
+               + (", ".join(f"{k} {v}" for k, v in sorted(syncs.items())) or "none"))
+    se = soc_error(res)
+    if se:
+        t0, rms, mx = se
+        out.append(f"SOC error       after the first full/empty sync at {_fmt_t(t0)}: RMS {rms * 100:.2f} %, max {mx * 100:.2f} % "
+                   f"(firmware SOC vs the plant's true pack SOC, every tick)")
+    else:
+        out.append("SOC error       no full/empty synchronisation in this run")
+    if res.capacity_mah_fw:
+        out.append(f"capacity        firmware estimate {res.capacity_mah_fw / 1000:.1f} Ah, plant's usable pack capacity {res.true_capacity_ah:.1f} Ah, "
+                   f"rated {res.scenario.pack.capacity_ah:.1f} Ah")
+    if res.charge_ends:
+        out.append("top of charge   cell spread at the end of each charge: "
+                   + ", ".join(f"#{i + 1} {sp * 1000:.1f} mV" for i, (_t, sp, _by) in enumerate(res.charge_ends)))
+    for t0, t1, reason, mwh, wh in res.grid_ends:
+        if reason.startswith("rejected"):
+            out.append(f"grid event      at {_fmt_t(t0)} refused by the firmware ({reason.split(':', 1)[1]})")
+        else:
+            out.append(f"grid event      {_fmt_t(t0)}-{_fmt_t(t1)} ended by {reason}: {wh / 1000:.3f} kWh delivered (plant), "
+                       f"firmware counted {mwh / 1e6:.3f} kWh")
+    if res.grid_ends:
+        reserve = res.hello["settings"].get("grid_reserve_cpct", 0) / 100
+        exporting = res.grid_a > 0
+        low = float(res.soc_true[exporting].min()) * 100 if exporting.any() else float("nan")
+        out.append(f"grid total      {res.grid_energy_wh / 1000:.3f} kWh exported; reserve {reserve:.1f} %; lowest true SOC while exporting "
+                   f"{low:.2f} %; reserve violations {reserve_violations(res)}")
+    return out
 
 
 def thermal_figures(res: Result) -> list[str]:
@@ -192,6 +268,31 @@ def check(res: Result) -> list[Verdict]:
                 saving = 1 - res.pump_energy_wh / ao.pump_energy_wh
                 out.append(Verdict(e.index, e.text, saving >= e.limit, f"{saving * 100:.0f} % less pump energy than always 100 % "
                                    f"({res.pump_energy_wh:.1f} vs {ao.pump_energy_wh:.1f} Wh; hottest {float(res.tmax.max()):.1f} vs {float(ao.tmax.max()):.1f} degC)"))
+        elif e.kind == "soc_error":
+            se = soc_error(res)
+            if se is None:
+                out.append(Verdict(e.index, e.text, False, "no full/empty synchronisation, so no error after it"))
+            else:
+                _t0, rms, mx = se
+                ok = rms <= e.limit + 1e-12 and mx <= e.limit2 + 1e-12
+                out.append(Verdict(e.index, e.text, ok, f"RMS {rms * 100:.2f} % (limit {e.limit * 100:.1f} %), max {mx * 100:.2f} % (limit {e.limit2 * 100:.1f} %)"))
+        elif e.kind == "balance_cycles":
+            hit = [i for i, (_t, sp, _b) in enumerate(res.charge_ends) if sp <= e.limit + 1e-12]
+            ok = bool(hit) and hit[0] + 1 <= e.step
+            out.append(Verdict(e.index, e.text, ok, (f"spread {res.charge_ends[hit[0]][1] * 1000:.1f} mV at the end of charge #{hit[0] + 1}" if hit else
+                                                     f"never at or below {e.limit * 1000:.0f} mV in {len(res.charge_ends)} charges")
+                               + f" (limit: charge #{e.step})"))
+        elif e.kind == "reserve_violations":
+            nv = reserve_violations(res)
+            exported = bool((res.grid_a > 0).any())
+            out.append(Verdict(e.index, e.text, nv <= e.step and exported, f"{nv} ticks exporting below the reserve (limit {e.step})"
+                               + ("" if exported else "; nothing was exported, so nothing was shown")))
+        elif e.kind == "grid_end":
+            if e.step >= len(res.grid_ends):
+                out.append(Verdict(e.index, e.text, False, f"only {len(res.grid_ends)} grid events"))
+            else:
+                reason = res.grid_ends[e.step][2].split(":")[0]
+                out.append(Verdict(e.index, e.text, reason == e.by, f"event {e.step} ended by {res.grid_ends[e.step][2]}"))
         elif e.kind == "step_end":
             ends = [x for x in res.step_ends if x[0] == e.step]
             if not ends:

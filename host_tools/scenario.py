@@ -19,10 +19,11 @@ else:  # pragma: no cover - Python 3.10
 
 CHEMISTRIES = ("LFP", "NMC")
 FAULT_KINDS = tuple(injectors.KINDS)
-ACTION_KINDS = ("enable_off", "enable_on")
-STEP_KINDS = ("charge", "rest", "discharge")
+ACTION_KINDS = ("enable_off", "enable_on", "grid_start", "grid_cancel")
+STEP_KINDS = ("charge", "rest", "discharge", "household")
 EXPECT_KINDS = ("no_fault", "fault", "reaction", "max", "min", "step_end", "detect", "detect_before",
-                "no_charge_below", "overshoot", "pump_saving")
+                "no_charge_below", "overshoot", "pump_saving", "soc_error", "balance_cycles",
+                "reserve_violations", "grid_end")
 SIGNALS = ("cell_mv_max", "cell_mv_min", "temp_max_c", "temp_min_c", "current_a", "soc_min", "soc_max")
 SIGNAL_DIM = {"cell_mv_max": "voltage", "cell_mv_min": "voltage", "temp_max_c": "temperature",
               "temp_min_c": "temperature", "current_a": "current", "soc_min": "fraction", "soc_max": "fraction"}
@@ -119,6 +120,10 @@ class Pack:
     initial_soc_spread: float
     balance_ohm: float
     cell_heat_j_per_k: float
+    initial_soc_range: float = 0.0
+    capacity_range: float = 0.0
+    coulombic_efficiency: float = 1.0
+    sense_resistance: float = 0.0
 
 
 @dataclass
@@ -144,6 +149,14 @@ class Step:
     termination_a: float = 0.0
     duration_s: float = 0.0
     timeout_s: float = 0.0
+    # household: solar charging by day, home load, the pack in between
+    solar_peak_a: float = 0.0
+    solar_start_h: float = 7.0
+    solar_end_h: float = 19.0
+    solar_variation: float = 0.0  # each day's peak is lowered by up to this share (weather)
+    load_day_a: float = 0.0
+    load_night_a: float = 0.0
+    start_h: float = 0.0  # time of day at the start of the step
 
 
 @dataclass
@@ -160,6 +173,8 @@ class Fault:
 class Action:
     kind: str
     at_s: float
+    power_w: float = 0.0
+    duration_s: float = 0.0
 
 
 @dataclass
@@ -174,6 +189,7 @@ class Expect:
     within_s: float | None = None
     step: int = 0
     by: str = ""
+    limit2: float = 0.0
 
 
 @dataclass
@@ -192,12 +208,13 @@ class Scenario:
     faults: list[Fault]
     expects: list[Expect] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
+    firmware_soc: float | None = None  # SOC in the firmware's state record at boot (None: no record)
 
     @property
     def duration_limit_s(self) -> float:
         total = 0.0
         for s in self.profile:
-            total += s.duration_s if s.kind == "rest" else s.timeout_s
+            total += s.duration_s if s.kind in ("rest", "household") else s.timeout_s
         return total
 
 
@@ -222,6 +239,7 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
     seed = top.integer("seed", 1, 0, 2**32 - 1)
     tick_s = top.quantity("tick", "time", "100 ms", 0.01, 1.0)
     clock_start_ms = top.integer("clock_start_ms", 0, 0, 2**30 - 1)
+    firmware_soc = top.quantity("firmware_soc", "fraction", None, 0, 1) if top.has("firmware_soc") else None
 
     p = _Section("pack", top.table("pack"))
     chem = p.choice("chemistry", CHEMISTRIES)
@@ -243,6 +261,12 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         # EVE LF105-class cell: ~2 kg (assumed) x 1130 J/(kg K) (LFP, compiled
         # by batterydesign.net "Specific heat capacity of lithium ion cells").
         cell_heat_j_per_k=p.quantity("cell_heat_capacity", "heat_capacity", "2260 J/K", 1, 1e6),
+        # max - min of the cells' initial SOC, evenly spread (0: use initial_soc_spread)
+        initial_soc_range=p.quantity("initial_soc_range", "fraction", "0 %", 0, 0.5),
+        # max - min of the cells' capacities, evenly spread around the rating (0: use capacity_spread)
+        capacity_range=p.quantity("capacity_range", "fraction", "0 %", 0, 0.5),
+        coulombic_efficiency=p.quantity("coulombic_efficiency", "fraction", "100 %", 0.9, 1.0),
+        sense_resistance=p.quantity("sense_wire_resistance", "resistance", "0 ohm", 0, 100),
     )
     if pack.temps > pack.cells:
         raise ScenarioError(f"pack.temps: {pack.temps} sensors for {pack.cells} cells (at most one per cell)")
@@ -284,6 +308,19 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         elif kind == "discharge":
             st = Step(kind, current_a=ss.quantity("current", "current", None, 0, 50000),
                       timeout_s=ss.quantity("timeout", "time", "10 h", 1, 30 * 86400))
+        elif kind == "household":
+            # time of day counts from the start of the run (00:00)
+            st = Step(kind, duration_s=ss.quantity("duration", "time", None, 1, 30 * 86400),
+                      cv_v=ss.quantity("cv_voltage", "voltage", None, 1.0, 5.0),
+                      solar_peak_a=ss.quantity("solar_peak", "current", None, 0, 5000),
+                      solar_start_h=ss.quantity("solar_start", "time", "7 h", 0, 86400) / 3600,
+                      solar_end_h=ss.quantity("solar_end", "time", "19 h", 0, 86400) / 3600,
+                      solar_variation=ss.quantity("solar_variation", "fraction", "0 %", 0, 1),
+                      load_day_a=ss.quantity("load_day", "current", None, 0, 5000),
+                      load_night_a=ss.quantity("load_night", "current", None, 0, 5000),
+                      start_h=ss.quantity("start_time", "time", "0 h", 0, 86400) / 3600)
+            if st.solar_end_h <= st.solar_start_h:
+                raise ScenarioError(f"profile[{i}].solar_end: must be after solar_start")
         else:
             st = Step(kind, duration_s=ss.quantity("duration", "time", None, 0, 30 * 86400))
         ss.done()
@@ -309,7 +346,12 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
     top.used.add("action")
     for i, ar in enumerate(raw.get("action", [])):
         acs = _Section(f"action[{i}]", ar, cap)
-        actions.append(Action(acs.choice("kind", ACTION_KINDS), acs.quantity("at", "time", None, 0, 30 * 86400)))
+        a = Action(acs.choice("kind", ACTION_KINDS), acs.quantity("at", "time", None, 0, 30 * 86400))
+        if a.kind == "grid_start":
+            # what the owner's command asks; the firmware checks it against its own limits
+            a.power_w = acs.quantity("power", "power", None, 1, 1e5)
+            a.duration_s = acs.quantity("duration", "time", None, 1, 86400)
+        actions.append(a)
         acs.done()
 
     expects = []
@@ -347,6 +389,21 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
             e.limit = es.quantity("at_most", "temperature_delta", None, 0, 50)
         elif kind == "pump_saving":
             e.limit = es.quantity("at_least", "fraction", None, 0, 1)
+        elif kind == "soc_error":
+            # firmware SOC against the plant's true pack SOC, after the first full/empty synchronisation
+            e.limit = es.quantity("rms_at_most", "fraction", None, 0, 1)
+            e.limit2 = es.quantity("max_at_most", "fraction", None, 0, 1)
+        elif kind == "balance_cycles":
+            # the cell spread at the end of a charge step (true voltages) reaches `spread` by charge number `cycles`
+            e.limit = es.quantity("spread", "voltage", None, 0, 1)
+            e.step = es.integer("cycles", None, 1, 1000)
+        elif kind == "reserve_violations":
+            # ticks exporting to the grid while the plant's true pack SOC is below the reserve
+            e.step = es.integer("at_most", 0, 0, 10**9)
+        elif kind == "grid_end":
+            # the n-th grid event (0-based) ended for this reason
+            e.step = es.integer("event", None, 0, 100)
+            e.by = es.choice("by", ("deadline", "reserve", "cancelled", "blocked", "rejected"))
         elif kind == "step_end":
             e.step = es.integer("step", None, 0, len(profile) - 1)
             e.by = es.choice("by", ("firmware", "charger", "duration", "timeout"))
@@ -354,7 +411,7 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         expects.append(e)
     top.done()
     return Scenario(path, name, description, seed, tick_s, clock_start_ms, pack, sensors, thermal,
-                    dict(firmware), profile, faults, expects, actions)
+                    dict(firmware), profile, faults, expects, actions, firmware_soc)
 
 
 def _describe(d) -> str:

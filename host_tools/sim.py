@@ -10,6 +10,7 @@ as fast as both sides can compute.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -85,6 +86,14 @@ class Result:
     vmax_meas: list = field(default_factory=list)  # what the firmware received (nominal scale), V
     vmin_meas: list = field(default_factory=list)
     flow_pulses: list = field(default_factory=list)  # the flow meter counter as sent
+    soc_fw: list = field(default_factory=list)  # firmware SOC, fraction (nan while unknown)
+    soc_true: list = field(default_factory=list)  # plant's true pack SOC, fraction
+    grid_a: list = field(default_factory=list)  # export current the pack delivered to the grid, A
+    grid_energy_wh: float = 0.0  # pack-side energy exported to the grid (plant)
+    charge_ends: list = field(default_factory=list)  # (t, true cell spread in V, by) at the end of each charge step
+    capacity_mah_fw: int = 0  # the firmware's last capacity estimate
+    true_capacity_ah: float = 0.0  # the plant's usable pack capacity at the end
+    grid_ends: list = field(default_factory=list)  # (t start, t end, reason, firmware mWh, plant Wh)
     pump_energy_wh: float = 0.0
     balance_energy_wh: float = 0.0
     heater_energy_wh: float = 0.0
@@ -94,7 +103,7 @@ class Result:
     always_on: "Result | None" = None  # the same scenario with the pump at 100 % (pump_saving)
 
     def arrays(self):
-        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm", "vmax_meas", "vmin_meas", "flow_pulses", "heater", "tspread"):
+        for name in ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "outputs", "ccl", "dcl", "balancing", "flow_lpm", "vmax_meas", "vmin_meas", "flow_pulses", "heater", "tspread", "soc_fw", "soc_true", "grid_a"):
             setattr(self, name, np.asarray(getattr(self, name)))
 
     @property
@@ -144,9 +153,21 @@ class Simulation:
         sc = self.sc
         self.config = firmware_config(sc)
         reset = "wdt" if any(f.kind == "watchdog_reset" for f in sc.faults) else "power"
-        with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, self.state_dir,
-                          self.afe) as link:
-            result = self._loop(link)
+        tmp = None
+        state_dir = self.state_dir
+        if sc.firmware_soc is not None:
+            if state_dir is None:
+                import tempfile
+                tmp = tempfile.TemporaryDirectory(prefix="bmsstate-")
+                state_dir = Path(tmp.name)
+            write_state_record(Path(state_dir), int(round(sc.firmware_soc * 10000)))
+        try:
+            with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, state_dir,
+                              self.afe) as link:
+                result = self._loop(link)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
         result.firmware_log = link.log
         return result
 
@@ -186,6 +207,12 @@ class Simulation:
         ccl_a = dcl_a = 0.0
         stop_bit = hello["faults"].index(self.stop_on_fault) if self.stop_on_fault else -1
         stop_at = None
+        command = (0, 0, 0)
+        grid_x = 0.0  # export current the inverter draws now, A
+        weather = np.random.default_rng(sc.seed + 2)
+        day_factor: dict[int, float] = {}
+        grid_open = None  # (t start) of the running grid event (firmware events)
+        grid_wh = 0.0
         while step_i < len(profile):
             if stop_at is not None and k * dt >= stop_at:
                 break
@@ -196,12 +223,31 @@ class Simulation:
                 res.injections.append((t, f.kind, f.cell, f.sensor))
             while actions_pending and actions_pending[0].at_s <= t + 1e-9:
                 a = actions_pending.pop(0)
-                enable = a.kind == "enable_on"
+                if a.kind in ("enable_on", "enable_off"):
+                    enable = a.kind == "enable_on"
+                elif a.kind == "grid_start":
+                    command = (frames.CMD_GRID_START, int(round(a.power_w)), int(round(a.duration_s)))
+                else:
+                    command = (frames.CMD_GRID_CANCEL, 0, 0)
                 res.actions.append((t, a.kind))
+            step = profile[step_i]
+            solar = load = 0.0
+            if step.kind == "household":
+                h = (step.start_h + (t - step_t0) / 3600.0) % 24.0
+                if step.solar_start_h < h < step.solar_end_h:
+                    day = int((t - step_t0 + step.start_h * 3600) // 86400)
+                    if day not in day_factor:
+                        day_factor[day] = 1.0 - step.solar_variation * weather.random()
+                    solar = step.solar_peak_a * day_factor[day] * math.sin(
+                        math.pi * (h - step.solar_start_h) / (step.solar_end_h - step.solar_start_h))
+                    load = step.load_day_a
+                else:
+                    load = step.load_night_a
             inj.physics(t, pack)
             # -- sensors at time t ------------------------------------------
             v = pack.cell_v()
-            cells_raw = np.minimum(np.maximum(np.rint((v + noise_v * rng.standard_normal(n)) * 10000), 0), 65535).astype(int)
+            v_sensed = pack.sensed_v() if pack.sense_ohm else v
+            cells_raw = np.minimum(np.maximum(np.rint((v_sensed + noise_v * rng.standard_normal(n)) * 10000), 0), 65535).astype(int)
             t_sensed = np.append(pack.temp[sensor_idx] + noise_t * rng.standard_normal(m), (pack.coolant_in_c, pack.coolant_out_c))
             traw = np.minimum(np.maximum(np.rint(ntc_counts(t_sensed)), 0), 4095).astype(int)
             if inj.active:
@@ -219,8 +265,18 @@ class Simulation:
                                 int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
                                 cool_raw[0], cool_raw[1], int(pack.flow_pulses),
                                 (pack.physical & 7) | (frames.IN_ENABLE if enable else 0)
-                                | (frames.IN_CHARGER if profile[step_i].kind == "charge" else 0))
+                                | (frames.IN_CHARGER if step.kind == "charge" or solar > 0 else 0), command)
+            command = (0, 0, 0)
             res.events.extend(act.events)
+            for fw_ms, code, arg, value in act.events:
+                if code == frames.EV_GRID_START:
+                    grid_open = t
+                    grid_wh = 0.0
+                elif code == frames.EV_GRID_END:
+                    res.grid_ends.append((grid_open if grid_open is not None else t, t, frames.GRID_REASONS.get(arg, str(arg)), value, grid_wh))
+                    grid_open = None
+                elif code == frames.EV_GRID_REJECT:
+                    res.grid_ends.append((t, t, "rejected:" + frames.GRID_REASONS.get(arg, str(arg)), 0, 0.0))
             outputs, cstate, duty, bal_count = act.outputs, act.contactor_state, act.pump_duty_pm, act.balance_count
             pack.heater_on = bool(act.heater)
             ccl, dcl, flags, fb = act.ccl_ma, act.dcl_ma, act.flags, act.faults
@@ -243,6 +299,9 @@ class Simulation:
             res.dcl.append(dcl / 1000)
             res.balancing.append(bal_count)
             res.flow_lpm.append(pack.flow_lpm)
+            res.soc_fw.append(act.soc_cpct / 10000 if act.soc_cpct >= 0 else float("nan"))
+            res.soc_true.append(pack.pack_soc())
+            res.capacity_mah_fw = act.capacity_mah
             res.flow_pulses.append(int(pack.flow_pulses))
             if k % decim == 0:
                 res.cell_t.append(t)
@@ -267,11 +326,26 @@ class Simulation:
             pack.bleed = np.array([(bal >> i) & 1 for i in range(n)], dtype=bool) if bal else np.zeros(n, dtype=bool)
             pack.pump_duty = duty / 1000
             ccl_a, dcl_a = ccl / 1000, dcl / 1000
-            step = profile[step_i]
             closed = pack.closed()
+            # the inverter exports what the firmware asks, within the DCL
+            grid_x = min(act.grid_ma / 1000, dcl_a) if closed and act.grid_ma > 0 else 0.0
             ended = None
             if step.kind == "rest":
-                pack.current_a = 0.0
+                pack.current_a = -grid_x
+                if t - step_t0 >= step.duration_s:
+                    ended = "duration"
+            elif step.kind == "household":
+                # PV serves the home first, the rest charges the pack within
+                # CCL and CV; a deficit comes from the pack within DCL (the
+                # grid covers what the DCL leaves).
+                if not closed:
+                    pack.current_a = 0.0
+                else:
+                    net = solar - load - grid_x
+                    if net >= 0:
+                        pack.current_a = max(0.0, min(net, ccl_a, pack.cv_current(step.cv_v * n)))
+                    else:
+                        pack.current_a = -min(-net, dcl_a)
                 if t - step_t0 >= step.duration_s:
                     ended = "duration"
             elif step.kind == "charge":
@@ -297,17 +371,23 @@ class Simulation:
                     i_set = step.current_a
                 else:
                     i_set = min(step.current_a, dcl_a)
-                pack.current_a = -i_set
+                pack.current_a = -min(i_set + grid_x, max(dcl_a, i_set))
                 if closed and i_set > 0:
                     step_ran = True
                 if step_ran:
                     step_low_s = step_low_s + dt if i_set <= 0.01 * step.current_a else 0.0
                     if step_low_s >= 5.0 or not closed:
                         ended = "firmware"
-            if ended is None and step.kind != "rest" and t - step_t0 >= step.timeout_s:
+            if ended is None and step.kind not in ("rest", "household") and t - step_t0 >= step.timeout_s:
                 ended = "timeout"
+            delivered = min(grid_x, max(0.0, -pack.current_a))
+            res.grid_a.append(delivered)
+            grid_wh += delivered * vp * dt / 3600
+            res.grid_energy_wh += delivered * vp * dt / 3600
             if ended:
                 res.step_ends.append((step_i, step.kind, t, ended))
+                if step.kind == "charge":
+                    res.charge_ends.append((t, float(v.max() - v.min()), ended))
                 step_i += 1
                 step_t0 = t + dt
                 step_ran = False
@@ -324,8 +404,22 @@ class Simulation:
         res.pump_energy_wh = pack.pump_energy_j / 3600
         res.balance_energy_wh = pack.balance_energy_j / 3600
         res.heater_energy_wh = pack.heater_energy_j / 3600
+        res.true_capacity_ah = pack.pack_capacity_ah()
+        if grid_open is not None:
+            res.grid_ends.append((grid_open, t, "running", 0, grid_wh))
         res.arrays()
         return res
+
+
+def write_state_record(state_dir: Path, soc_cpct: int, capacity_mah: int = 0) -> None:
+    """A state record (firmware/bms/persist/state_record.py, version 2) that
+    makes the firmware boot believing the pack is at soc_cpct (and, when
+    given, has capacity_mah)."""
+    import struct
+    import zlib
+    state_dir.mkdir(parents=True, exist_ok=True)
+    body = struct.pack("<IIiiiii8sI", 0x32535452, 1, soc_cpct, capacity_mah, 0, 0, 0, bytes(8), 0)
+    (state_dir / "state.b").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
 
 
 def run(sc: Scenario, kernels: str = "viper", afe: str | None = None) -> Result:

@@ -158,7 +158,7 @@ class RealTimePlant(threading.Thread):
             pack.bleed[:] = False
             pack.pump_duty = 0.0
             pack.heater_on = False
-            ccl_a = dcl_a = 0.0
+            ccl_a = dcl_a = grid_a = 0.0
         else:
             pack.command(act.outputs)
             bal = act.balance
@@ -166,14 +166,17 @@ class RealTimePlant(threading.Thread):
             pack.pump_duty = act.pump_duty_pm / 1000
             pack.heater_on = bool(act.heater)
             ccl_a, dcl_a = act.ccl_ma / 1000, act.dcl_ma / 1000
+            grid_a = max(act.grid_ma, 0) / 1000
         with self.lock:
             self.last = act
-        self._load(t, ccl_a, dcl_a)
+        self._load(t, ccl_a, dcl_a, grid_a)
         pack.step(self.dt, t)
 
-    def _load(self, t: float, ccl_a: float, dcl_a: float):
+    def _load(self, t: float, ccl_a: float, dcl_a: float, grid_a: float = 0.0):
         """The profile's charger and load, following the firmware's limits;
-        the profile repeats."""
+        the profile repeats. During a grid-support event (started on the
+        console) the inverter exports what the firmware asks, within the
+        DCL, and the charger waits."""
         pack = self.pack
         prof = self.sc.profile
         step = prof[self._step_i % len(prof)]
@@ -192,6 +195,8 @@ class RealTimePlant(threading.Thread):
             pack.current_a = -i
             self._low_s = self._low_s + self.dt if (closed and i <= 0.01 * step.current_a) else 0.0
             done = self._low_s >= 5.0 or t - self._step_t0 >= step.timeout_s
+        if closed and grid_a > 0:
+            pack.current_a = -min(grid_a + max(-pack.current_a, 0.0), max(dcl_a, 0.0))
         if done:
             self._step_i += 1
             self._step_t0 = t

@@ -128,6 +128,21 @@ def test_console_commands_over_serial(board):
         console_command(board.path, "reboot-now")
 
 
+def test_grid_event_from_the_console(board):
+    assert wait_for(lambda: closed(board), 15)
+    with pytest.raises(RuntimeError, match="ERR grid"):
+        console_command(board.path, "grid start -5 10")
+    with pytest.raises(RuntimeError, match="no grid event is running"):
+        console_command(board.path, "grid cancel")
+    reply = console_command(board.path, "grid start 2000 10")
+    assert reply[0].startswith("grid active: 2000 W, 600 s left"), reply
+    # the firmware asks the inverter for ~2000 W / 52 V of export current
+    assert wait_for(lambda: board.plant.last is not None and 30000 < board.plant.last.grid_ma < 45000, 5)
+    reply = console_command(board.path, "grid cancel")
+    assert reply[0] == "grid idle; last event: cancelled", reply
+    assert wait_for(lambda: board.plant.last is not None and board.plant.last.grid_ma == 0, 5)
+
+
 def test_monitor_reads_telemetry_logs_csv_and_sends_commands(board, tmp_path):
     csv_path = tmp_path / "tl.csv"
     shot = tmp_path / "shot.txt"

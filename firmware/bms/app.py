@@ -1,12 +1,14 @@
 # The application: the state, the stages in pipeline order, and the HAL.
 # app.tick(now_ms) is a step function; whoever owns the clock calls it.
-from bms.state import State, EV_INTERNAL, EV_BOOT, EV_RESTORED
+from bms.state import State, EV_INTERNAL, EV_BOOT, EV_RESTORED, CMD_GRID_START, CMD_GRID_CANCEL
 from bms.measure import Measure
 from bms.diagnose import Diagnose
 from bms.protect import Protect
+from bms.soc import Soc
 from bms.limits import Limits
 from bms.balance import Balance
 from bms.thermal import Thermal
+from bms.grid import Grid
 from bms.contactor import Contactor
 
 
@@ -24,13 +26,16 @@ class App:
         k = self.kernels
         self.cfg = cfg
         self.protect = Protect(cfg, k)
+        self.grid = Grid(cfg)
         self.stages = (
             Measure(cfg, k),
             Diagnose(cfg),
             self.protect,
+            Soc(cfg),
             Limits(cfg),
             Balance(cfg, k),
             Thermal(cfg),
+            self.grid,
             Contactor(cfg),
         )
 
@@ -51,10 +56,12 @@ class App:
         st.boot_wdt = 1 if watchdog_reset else 0
         st.event(0, EV_BOOT, st.boot_wdt, 0)
 
-    def restore(self, latched_bits, soc_cpct):
+    def restore(self, latched_bits, soc_cpct, capacity_mah=0, energy_in_wh=0, energy_out_wh=0, grid_wh=0):
         """At boot, from the state record: latched faults come back active
         (so the contactors stay open until they are cleared and their cause
-        is gone) and are reported as events. Returns how many."""
+        is gone) and are reported as events; SOC, capacity estimate and
+        energy counters carry on from their saved values. Returns how many
+        faults were restored."""
         from bms import faults as F
         st = self.state
         n = 0
@@ -63,13 +70,46 @@ class App:
                 st.fault_active[i] = 1
                 st.event(0, EV_RESTORED, i, 0)
                 n += 1
-        st.soc_cpct = soc_cpct
+        # a value outside its range is not trusted: the SOC stage starts over
+        st.soc_cpct = soc_cpct if 0 <= soc_cpct <= 10000 else -1
+        st.soc_q_mah = -1
+        cap = self.cfg.capacity_mah
+        st.capacity_mah = capacity_mah if cap // 2 <= capacity_mah <= cap * 6 // 5 else 0
+        st.capacity_learned = 1 if st.capacity_mah else 0
+        st.energy_in_wh = energy_in_wh if energy_in_wh > 0 else 0
+        st.energy_out_wh = energy_out_wh if energy_out_wh > 0 else 0
+        st.grid_wh_total = grid_wh if grid_wh > 0 else 0
         return n
+
+    def grid_start(self, now_ms, power_w, duration_s):
+        """Grid-support event: export power_w watts for duration_s seconds,
+        within the discharge limit, never below config grid_reserve_cpct.
+        Raises ValueError with the reason when the arguments are bad or an
+        event is not allowed now (then nothing but st.grid_reason changes)."""
+        self.grid.start(self.state, now_ms, power_w, duration_s)
+
+    def grid_cancel(self, now_ms):
+        """Ends a running grid event; False when none was running."""
+        return self.grid.cancel(self.state, now_ms)
+
+    def _command(self, st, now_ms):
+        # A host command (sim frame); a refused one is in the event record.
+        cmd = st.cmd
+        st.cmd = 0
+        try:
+            if cmd == CMD_GRID_START:
+                self.grid.start(st, now_ms, st.cmd_a, st.cmd_b)
+            elif cmd == CMD_GRID_CANCEL:
+                self.grid.cancel(st, now_ms)
+        except ValueError:
+            pass
 
     def tick(self, now_ms):
         st = self.state
         try:
             self.hal.read(st)
+            if st.cmd:
+                self._command(st, now_ms)
             for stage in self.stages:
                 stage.tick(st, now_ms)
         except KeyboardInterrupt:

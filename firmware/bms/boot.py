@@ -129,6 +129,7 @@ def hello(cfg):
             "flow_spinup_ms": cfg.flow_spinup_ms,
             "pump_min_duty_pm": cfg.pump_min_duty_pm,
             "pump_setpoint_dc": cfg.pump_setpoint_dc,
+            "grid_reserve_cpct": cfg.grid_reserve_cpct,
         },
     }
 

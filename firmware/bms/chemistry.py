@@ -50,6 +50,32 @@ LFP = {
     "ccl_taper_mv": [3450, 3550],
     "dcl_taper_mv": [2900, 2800],
     "balance_floor_mv": 3400,  # LFP: balance at the top knee only (margin)
+    # SOC: the firmware's own OCV table, (SOC in 0.01 %, mV) at 25 degC,
+    # rest-settled. Source: the same PyBaMM "Prada2013" derivation as the
+    # simulator's host_tools/ocv.py (22 of its 41 points, denser at the
+    # knees); on a real pack replace it with the cell maker's or your own
+    # C/20 pseudo-OCV measurement. LFP's plateau (25..95 %) is too flat to
+    # read SOC from; only the knees are used (soc_ocv_slope_mv_per_10pct).
+    "ocv": [[0, 2500], [250, 2764], [500, 2893], [750, 2967], [1000, 3032], [1250, 3096],
+            [1500, 3142], [1750, 3165], [2000, 3176], [2500, 3191], [3000, 3214], [3500, 3239],
+            [4000, 3256], [5000, 3267], [6000, 3269], [7000, 3275], [7500, 3295], [8000, 3310],
+            [9000, 3314], [9500, 3317], [9750, 3337], [10000, 3600]],
+    # LFP's OCV differs by ~10-20 mV between the charge and discharge
+    # branches (hysteresis, commonly reported; not in this table): read the
+    # SOC only where 10 mV is < 2 % of SOC, i.e. >= 6 mV per 10 % -> 60
+    # (here below ~17 % and above ~95 %; margin).
+    "soc_ocv_slope_mv_per_10pct": 60,
+    # Usable share of the capacity vs temperature, (0.1 degC, per mille).
+    # Assumption: the order of the discharge-capacity-vs-temperature curves
+    # LFP cell makers publish (about 70 % at -20 degC, 85-90 % at 0 degC at
+    # 0.2-0.5C); not taken line by line from a cited table (open item).
+    "capacity_temp": [[-200, 700], [-100, 780], [0, 870], [100, 940], [250, 1000]],
+    # End of charge: highest cell at or above this while the current has
+    # tapered (margin: the CCL taper starts here, true SOC ~99 %).
+    "soc_full_mv": 3450,
+    # Bottom of the usable range: inside the discharge limit's taper (the
+    # limit holds the lowest cell just above its zero point; margin).
+    "soc_empty_mv": 2850,
 }
 
 NMC = {
@@ -75,6 +101,15 @@ NMC = {
     "ccl_taper_mv": [4100, 4180],
     "dcl_taper_mv": [3200, 3000],
     "balance_floor_mv": 3900,
+    # From the same PyBaMM "Chen2020" derivation as host_tools/ocv.py
+    # (every 10 %): NMC's curve is steep enough nearly everywhere.
+    "ocv": [[0, 2500], [500, 3109], [1000, 3296], [1500, 3434], [2000, 3485], [3000, 3581],
+            [4000, 3667], [5000, 3751], [6000, 3841], [7000, 3948], [8000, 4042], [9000, 4097],
+            [9500, 4124], [10000, 4200]],
+    # Assumption, as for LFP (open item).
+    "capacity_temp": [[-200, 750], [-100, 830], [0, 900], [100, 950], [250, 1000]],
+    "soc_full_mv": 4100,
+    "soc_empty_mv": 3100,
 }
 
 # Chemistry-independent rows (this project's choices; units per row in

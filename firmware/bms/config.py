@@ -69,8 +69,35 @@ INT_KEYS = {
     "flow_spinup_ms": (0, 60000, "time the pump takes to reach its flow"),
     "therm_short_raw": (0, 65535, "thermistor reads shorted at or below"),
     "therm_open_raw": (0, 65535, "thermistor reads open at or above"),
+    # balancing measurement windows
+    "balance_bleed_ms": (100, 60000, "bleed time between measurement windows"),
+    "balance_window_ms": (0, 10000, "bleeding paused for an undistorted scan (0: the front end does it)"),
+    # state of charge
+    "soc_charge_eff_pm": (800, 1000, "charge (coulombic) efficiency"),
+    "soc_rest_cpm": (0, 100, "pack rests below this current (C-rate per mille)"),
+    "soc_rest_ms": (0, 86400000, "rest before the OCV may correct the SOC"),
+    "soc_ocv_slope_mv_per_10pct": (1, 5000, "OCV correction only where the curve is this steep"),
+    "soc_full_mv": (1000, 5000, "end of charge: highest cell at or above"),
+    "soc_full_cpm": (1, 1000, "end of charge: current tapered below (C-rate per mille)"),
+    "soc_full_ms": (0, 3600000, "end of charge: held for"),
+    "soc_empty_mv": (1000, 5000, "bottom of the usable range: lowest cell at or below"),
+    "soc_empty_ms": (0, 600000, "bottom of the usable range: held for"),
+    "soc_cell_r_uohm": (0, 100000, "cell resistance for the IR correction at the bottom"),
+    "soc_capacity_min_dsoc_cpct": (1000, 10000, "SOC span between synchronisations for a capacity estimate"),
+    "soc_ccl_taper_cpct": (5000, 10000, "charge limit derated above this SOC"),
+    "soc_dcl_taper_cpct": (0, 5000, "discharge limit derated below this SOC"),
+    "soc_limit_floor_pm": (0, 1000, "share of the limits left at 100 % / 0 % SOC"),
+    # grid-support events
+    "grid_reserve_cpct": (0, 10000, "owner's reserve: grid events never go below this SOC"),
+    "grid_max_power_w": (1, 100000, "largest grid-event power accepted"),
+    "grid_max_duration_s": (1, 86400, "longest grid event accepted"),
+    "grid_margin_pm": (0, 1000, "reserve margin per SOC span counted since the last synchronisation"),
+    "grid_margin_unlearned_pm": (0, 1000, "the same while the capacity is still the rated one (no estimate yet)"),
+    "grid_margin_unsynced_cpct": (0, 10000, "reserve margin before any synchronisation since boot"),
+    "grid_margin_sync_cpct": (0, 10000, "reserve margin for the error of a synchronisation itself"),
 }
 BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input", "heater_enabled")
+TABLE_KEYS = {"ocv": ("cpct", "mv", 0, 10000, 0, 5000), "capacity_temp": ("dc", "pm", -400, 1000, 1, 1000)}
 STR_KEYS = {"chemistry": tuple(PRESETS), "hal": ("sim",), "board": None, "name": None}
 PAIR_KEYS = ("ccl_taper_mv", "dcl_taper_mv", "imbalance_window_mv", "cell_valid_mv")
 LIST_KEYS = ("cell_gain_q16", "cell_offset_mv")
@@ -132,6 +159,45 @@ DEFAULTS = {
     # The contactors close only while the enable input (key switch, E-stop
     # chain) is on; boards without one set this to false.
     "enable_input": True,
+    # Measurement windows: where the bleed current flows through the sense
+    # wires, a reading taken while bleeding is off by I x R_wire, so the
+    # firmware pauses the bleeding for a scan every balance_bleed_ms and
+    # holds the cell voltages in between (which delays what protection sees
+    # of a bled cell by up to that long). Front ends that stop the bleeding
+    # for their own conversions need no firmware windows (0, the default):
+    # e.g. the LTC6811/LTC6813 cell conversion command ADCV with its DCP
+    # bit at 0 ("discharge not permitted", LTC6811-1/-2 datasheet, command
+    # codes).
+    "balance_bleed_ms": 2000,
+    "balance_window_ms": 0,
+    # LFP's coulombic efficiency is above 99.5 % (margin: 99.8 %).
+    "soc_charge_eff_pm": 998,
+    "soc_rest_cpm": 5,
+    "soc_rest_ms": 1800000,
+    # 2 mV per % SOC: +-5 mV of noise averaged over 16 scans is ~1 mV, 0.5 %.
+    "soc_ocv_slope_mv_per_10pct": 20,
+    "soc_full_cpm": 50,
+    "soc_full_ms": 20000,
+    "soc_empty_ms": 2000,
+    "soc_cell_r_uohm": 0,
+    "soc_capacity_min_dsoc_cpct": 5000,
+    "soc_ccl_taper_cpct": 9500,
+    "soc_dcl_taper_cpct": 1000,
+    "soc_limit_floor_pm": 200,
+    "grid_reserve_cpct": 3000,
+    "grid_max_power_w": 10000,
+    "grid_max_duration_s": 14400,
+    # The counted SOC drifts with the capacity error and the current
+    # sensor's error: keep 3 % of the SOC counted since the last
+    # synchronisation above the reserve once the capacity has been
+    # estimated, 10 % while it is still the rated value (a series pack's
+    # weakest cell can be 5-10 % below it), plus 1 % for the
+    # synchronisation itself (end of charge reads ~99.5 % true), and 10 %
+    # of SOC before any synchronisation (margins).
+    "grid_margin_pm": 30,
+    "grid_margin_sync_cpct": 100,
+    "grid_margin_unlearned_pm": 100,
+    "grid_margin_unsynced_cpct": 1000,
 }
 
 
@@ -161,10 +227,10 @@ class Config:
         for k in DEFAULTS:
             merged[k] = DEFAULTS[k]
         for k in preset:
-            if k != "faults":
+            if k != "faults" and k not in TABLE_KEYS:
                 merged[k] = preset[k]
         for k in user:
-            if k != "faults":
+            if k != "faults" and k not in TABLE_KEYS:
                 merged[k] = user[k]
         self.chemistry = chem
         for k in merged:
@@ -197,6 +263,35 @@ class Config:
         self._calibration(merged)
         self._faults(preset.get("faults", {}), user.get("faults", {}))
         self._ntc_table()
+        for k in TABLE_KEYS:
+            self._table(k, user.get(k, preset.get(k)))
+
+    def _table(self, key, rows):
+        # [[x, y], ...] with x strictly rising: the OCV table (SOC 0.01 %,
+        # mV, covering 0..10000) or the usable-capacity table (0.1 degC,
+        # per mille).
+        xu, yu, xlo, xhi, ylo, yhi = TABLE_KEYS[key]
+        if not isinstance(rows, list) or len(rows) < 2:
+            _err(key, "expected a list of at least two [%s, %s] pairs, got %r" % (xu, yu, rows))
+        xs = array("h", [0] * len(rows))
+        ys = array("H" if yu == "mv" else "h", [0] * len(rows))
+        for i in range(len(rows)):
+            r = rows[i]
+            if not isinstance(r, (list, tuple)) or len(r) != 2:
+                _err("%s[%d]" % (key, i), "expected [%s, %s], got %r" % (xu, yu, r))
+            xs[i] = _int("%s[%d][0]" % (key, i), r[0], xlo, xhi, xu)
+            ys[i] = _int("%s[%d][1]" % (key, i), r[1], ylo, yhi, yu)
+            if i and xs[i] <= xs[i - 1]:
+                _err("%s[%d][0]" % (key, i), "%d must be above the previous %d (rising)" % (xs[i], xs[i - 1]))
+        if key == "ocv":
+            if xs[0] != 0 or xs[-1] != 10000:
+                _err(key, "must run from SOC 0 to 10000 (0.01 %)")
+            for i in range(1, len(ys)):
+                if ys[i] <= ys[i - 1]:
+                    _err("%s[%d][1]" % (key, i), "OCV must rise with SOC")
+            self.ocv_cpct, self.ocv_mv = xs, ys
+        else:
+            self.cap_temp_dc, self.cap_temp_pm = xs, ys
 
     def _derive_currents(self, merged):
         cap = self.capacity_mah
@@ -222,6 +317,14 @@ class Config:
             _err("balance_stop_mv", "must be below balance_start_mv (%d)" % self.balance_start_mv)
         if self.pump_setpoint_dc < self.pump_start_dc:
             _err("pump_setpoint_dc", "must not be below pump_start_dc (%d)" % self.pump_start_dc)
+        if 0 < self.balance_window_ms < 2 * self.tick_ms:
+            _err("balance_window_ms", "0 (no windows) or at least two ticks (2 x %d ms): one to settle, one to scan" % self.tick_ms)
+        if self.soc_empty_mv >= self.soc_full_mv:
+            _err("soc_empty_mv", "must be below soc_full_mv (%d)" % self.soc_full_mv)
+        if not self.dcl_taper_mv[1] < self.soc_empty_mv <= self.dcl_taper_mv[0]:
+            # the discharge limit keeps the lowest cell above its zero point:
+            # an empty threshold outside the taper is never reached or too early
+            _err("soc_empty_mv", "must lie in the discharge taper (%d, %d] mV" % (self.dcl_taper_mv[1], self.dcl_taper_mv[0]))
         if self.heater_off_dc <= self.heater_on_dc:
             _err("heater_off_dc", "must be above heater_on_dc (%d)" % self.heater_on_dc)
 

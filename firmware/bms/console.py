@@ -42,6 +42,9 @@ HELP = (
     "grid status               the grid-support state",
 )
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
+# State.grid_reason (bms/state.py GRID_*)
+GRID_REASONS = ("none", "ended at its deadline", "ended at the reserve", "cancelled", "refused or ended: contactors open, discharge blocked or a fault",
+                "refused: bad arguments", "refused: an event is already running", "refused: SOC not known yet")
 
 
 class CommandError(Exception):
@@ -169,7 +172,9 @@ class Console:
         sig = st.sig
         w = self.port.write
         w("contactors %s, outputs %d\n" % (CONTACTOR[st.contactor_state] if st.contactor_state < len(CONTACTOR) else "?", st.outputs))
-        w("pack %d mV, current %d mA, soc %s\n" % (sig[S.PACK_MV], sig[S.CURRENT_MA], _soc(st.soc_cpct)))
+        w("pack %d mV, current %d mA, soc %s, capacity %d mAh%s\n" % (
+            sig[S.PACK_MV], sig[S.CURRENT_MA], _soc(st.soc_cpct), st.capacity_mah or self.app.cfg.capacity_mah,
+            " (estimated)" if st.capacity_learned else " (rated)"))
         w("cells min %d mV (#%d), max %d mV (#%d), spread %d mV\n" % (
             sig[S.CELL_MIN_MV], sig[S.CELL_MIN_IDX] + 1, sig[S.CELL_MAX_MV], sig[S.CELL_MAX_IDX] + 1, sig[S.CELL_SPREAD_MV]))
         w("temps min %s, max %s degC; coolant in %s, out %s degC\n" % (
@@ -281,16 +286,23 @@ class Console:
         elif sub == "cancel":
             if len(args) != 1:
                 raise CommandError("grid cancel takes no arguments")
-            app.grid_cancel(now_ms)
+            if not app.grid_cancel(now_ms):
+                raise CommandError("no grid event is running")
         elif sub == "status":
             if len(args) != 1:
                 raise CommandError("grid status takes no arguments")
         else:
             raise CommandError("unknown grid command " + repr(sub))
         st = app.state
-        self.port.write("grid %s, %d W, exported %d Wh this event, %d Wh total\n" % (
-            "active" if st.grid_active else "idle", st.grid_power_w,
-            st.grid_mwh_event // 1000, st.grid_mwh_total // 1000))
+        if st.grid_active:
+            left_s = time.ticks_diff(st.grid_end_ms, now_ms) // 1000
+            self.port.write("grid active: %d W, %d s left, ends at the latest at %s SOC\n" % (
+                st.grid_power_w, left_s if left_s > 0 else 0, _soc(st.grid_floor_cpct)))
+        else:
+            self.port.write("grid idle; last event: %s\n" % (
+                GRID_REASONS[st.grid_reason] if st.grid_reason < len(GRID_REASONS) else str(st.grid_reason)))
+        self.port.write("grid exported %d Wh this event, %d Wh in all; reserve %s\n" % (
+            st.grid_mwh_event // 1000, st.grid_wh_total, _soc(app.cfg.grid_reserve_cpct)))
 
     # -- telemetry --------------------------------------------------------
     def telemetry(self, now_ms):
@@ -328,7 +340,7 @@ class Console:
                 first = False
         w("]")
         if hasattr(st, "grid_active"):
-            w(',"grid":%d,"grid_w":%d,"grid_wh_total":%d' % (st.grid_active, st.grid_power_w, st.grid_mwh_total // 1000))
+            w(',"grid":%d,"grid_w":%d,"grid_wh_total":%d' % (st.grid_active, st.grid_power_w, st.grid_wh_total))
         w("}\n")
 
 

@@ -1,7 +1,9 @@
 # Charge and discharge current limits (CCL/DCL) for the charger, inverter
 # and load: tapered near the cell voltage limits, halved under the warnings
 # that derate them (over-voltage: charge; under-voltage: discharge),
-# zero when blocked; they fall at once and rise along a ramp.
+# derated near full / empty SOC (never to zero there: the voltage taper
+# decides the end, so a wrong SOC cannot stop a charge), zero when blocked;
+# they fall at once and rise along a ramp.
 from bms import signals as S
 from bms import faults as F
 
@@ -25,6 +27,9 @@ class Limits:
         self.warm_dc = cfg.fault_trip[F.index("OT_WARN")]
         # While the cooling is faulty, at most this share of the limits.
         self.cooling_pm = cfg.cooling_fault_limit_pm
+        self.soc_c0 = cfg.soc_ccl_taper_cpct
+        self.soc_d0 = cfg.soc_dcl_taper_cpct
+        self.soc_floor = cfg.soc_limit_floor_pm
 
     def tick(self, st, now_ms):
         sig = st.sig
@@ -44,6 +49,13 @@ class Limits:
             ccl >>= 1
         if st.derate_dsg:
             dcl >>= 1
+        soc = st.soc_cpct
+        if soc >= 0:
+            fl = self.soc_floor
+            if soc > self.soc_c0:
+                ccl = ccl * (1000 - (1000 - fl) * (soc - self.soc_c0) // (10000 - self.soc_c0)) // 1000
+            if soc < self.soc_d0:
+                dcl = dcl * (fl + (1000 - fl) * soc // self.soc_d0) // 1000
         tmax = sig[S.TEMP_MAX_DC]
         if tmax > self.warm_dc:
             span = self.chg_max_dc - self.warm_dc

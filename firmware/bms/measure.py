@@ -35,6 +35,9 @@ class Measure:
         self.flow_n = 0
         self.last_ms = 0
         self.started = False
+        self.held_ms = 0  # time the cell readings have been held (bleeding)
+        # a measurement window comes every balance_bleed_ms: never hold longer
+        self.hold_max_ms = cfg.balance_bleed_ms + 2 * cfg.tick_ms
 
     def tick(self, st, now_ms):
         if self.started:
@@ -59,15 +62,24 @@ class Measure:
         k = self.k
         n = st.n_cells
         mm = st.scratch
-        k.scale_cells(st.raw_cells, self.gain, self.off, st.cell_mv, n)
-        total = k.minmax_sum(st.cell_mv, n, mm)
-        sig[S.CELL_MIN_MV] = mm[0]
-        sig[S.CELL_MAX_MV] = mm[1]
-        sig[S.CELL_MIN_IDX] = mm[2]
-        sig[S.CELL_MAX_IDX] = mm[3]
-        sig[S.CELL_SUM_MV] = total
-        sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
-        sig[S.BAD_CELL_CH] = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
+        if st.bleed_scan and self.held_ms < self.hold_max_ms:
+            # Scanned while cells were bled (balance.py): the sense wires
+            # carried the bleed current, so keep the cell voltages of the
+            # last undistorted scan; the next measurement window renews them.
+            self.held_ms += dt
+        else:
+            k.scale_cells(st.raw_cells, self.gain, self.off, st.cell_mv, n)
+            total = k.minmax_sum(st.cell_mv, n, mm)
+            sig[S.CELL_MIN_MV] = mm[0]
+            sig[S.CELL_MAX_MV] = mm[1]
+            sig[S.CELL_MIN_IDX] = mm[2]
+            sig[S.CELL_MAX_IDX] = mm[3]
+            sig[S.CELL_SUM_MV] = total
+            sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
+            sig[S.BAD_CELL_CH] = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
+            self.held_ms = 0
+        # A bled cell's reading is off but still moves with the noise: a
+        # stuck channel shows in every scan.
         sig[S.STUCK_MS] = k.stuck_track(st.raw_cells, st.prev_raw, st.stuck_acc, n, dt)
         k.ntc_interp(st.raw_temps, st.n_temps, self.ntc_raw, self.ntc_dc, self.ntc_n, st.temp_dc)
         # Open or shorted thermistors read as extreme temperatures: count

@@ -19,7 +19,31 @@ EV_CONTACTOR = const(3)
 EV_INTERNAL = const(4)
 EV_BOOT = const(5)
 EV_RESTORED = const(6)  # a latched fault restored from the state record at boot
+EV_SOC_SYNC = const(7)  # arg: SYNC_* kind, value: SOC (0.01 %) after it
+EV_CAPACITY = const(8)  # arg: 0, value: the new capacity estimate (mAh)
+EV_GRID_START = const(9)  # arg: duration (s), value: power (W)
+EV_GRID_END = const(10)  # arg: GRID_* reason, value: energy of the event (mWh)
+EV_GRID_REJECT = const(11)  # arg: GRID_* reason, value: power asked (W)
 EVENTS = const(64)
+
+# SOC synchronisation kinds (EV_SOC_SYNC arg, State.soc_sync).
+SYNC_FULL = const(1)
+SYNC_EMPTY = const(2)
+SYNC_OCV = const(3)
+SYNC_BOOT_OCV = const(4)  # no SOC known at boot: first guess from the OCV
+
+# Grid-event end / rejection reasons (State.grid_reason).
+GRID_DEADLINE = const(1)
+GRID_RESERVE = const(2)
+GRID_CANCELLED = const(3)
+GRID_BLOCKED = const(4)  # contactors open, discharge blocked or a fault
+GRID_BAD_ARGS = const(5)
+GRID_BUSY = const(6)  # an event is already running
+GRID_SOC_UNKNOWN = const(7)
+
+# Host commands (sim sensor frame; the console calls App directly).
+CMD_GRID_START = const(1)
+CMD_GRID_CANCEL = const(2)
 
 
 class State:
@@ -66,6 +90,7 @@ class State:
         # limits.
         self.ccl_ma = 0
         self.dcl_ma = 0
+        self.grid_ma = 0
         # balance.
         self.balance_mask = bytearray(n_cells)
         self.balance_count = 0
@@ -77,6 +102,32 @@ class State:
         self.contactor_state = 0
         self.outputs = 0
         self.soc_cpct = -1  # 0.01 %, -1 = unknown (the SOC stage sets it)
+        # soc: charge counted as whole mAh plus an mA*ms remainder (0..3.6e6)
+        # so a 2,000 Ah pack stays inside a 31-bit small int.
+        self.capacity_mah = 0  # estimate at 25 degC (0: take the rated one)
+        self.capacity_learned = 0  # 1 once estimated (or restored from a record)
+        self.soc_q_mah = -1  # -1: not counted yet (derive from soc_cpct)
+        self.soc_q_rem = 0
+        self.soc_sync = 0  # kind of the last synchronisation (SYNC_*)
+        self.soc_sync_cpct = -1  # SOC set by it (-1: none since boot)
+        self.usable_mah = 0  # charge that can still be taken out at this temperature
+        self.bleed_scan = 0  # 1: the last scan was taken while cells were bled
+        self.energy_in_wh = 0
+        self.energy_out_wh = 0
+        # grid-support events (grid stage; started and cancelled by App)
+        self.grid_active = 0
+        self.grid_power_w = 0
+        self.grid_end_ms = 0
+        self.grid_ma = 0  # export current asked of the inverter now
+        self.grid_mwh_event = 0  # energy exported in the running / last event
+        self.grid_wh_total = 0  # energy exported in all events
+        self.grid_reason = 0  # why the last event ended or a start was refused
+        self.grid_floor_cpct = 0  # the event ends here: reserve + margin for the SOC's uncertainty
+        self.grid_events = 0
+        # a command from the host (sim frame): kind, two int arguments
+        self.cmd = 0
+        self.cmd_a = 0
+        self.cmd_b = 0
         # event ring.
         self.events = array("i", [0] * (4 * EVENTS))
         self.ev_head = 0
@@ -106,3 +157,4 @@ class State:
         self.heater_on = 0
         self.ccl_ma = 0
         self.dcl_ma = 0
+        self.grid_ma = 0

@@ -18,9 +18,10 @@ sys.path.insert(0, sys.argv[1])
 N = int(sys.argv[2])
 MODE = sys.argv[3]
 KERNELS = sys.argv[4]
+WINDOWS = len(sys.argv) > 5 and sys.argv[5] == "windows"  # balancing measurement windows on
 
 from bms.config import Config  # noqa: E402
-from bms.hal.sim import SimHal, HDR  # noqa: E402
+from bms.hal.sim import SimHal, HDR, SENSOR_TAIL, VERSION  # noqa: E402
 from bms.app import App  # noqa: E402
 from bms import kernels as KV, kernels_ref as KR  # noqa: E402
 
@@ -71,7 +72,7 @@ def build_frames(size):
         o = f * size
         buf[o] = 0xA1
         buf[o + 1] = 0xB5
-        buf[o + 2] = 1
+        buf[o + 2] = VERSION
         phase = f if f < FRAMES // 2 else FRAMES - f
         base_mv = 3300 + phase * 270 // (FRAMES // 2)  # peak 3606 mV: CELL_OV, not CRIT
         p = o + HDR
@@ -109,11 +110,15 @@ def build_frames(size):
 def make_app():
     # Returns the app, its HAL and the heap bytes the firmware objects hold
     # (the replay frames are built first and not counted).
-    size = HDR + 2 * N + 2 * TEMPS + 20
+    size = HDR + 2 * N + 2 * TEMPS + SENSOR_TAIL
     stream = ReplayStream(build_frames(size), size, FRAMES)
     gc.collect()
     a0 = gc.mem_alloc()
-    cfg = Config({"cells": N, "temps": TEMPS, "capacity_mah": 100000, "chemistry": "LFP"})
+    user = {"cells": N, "temps": TEMPS, "capacity_mah": 100000, "chemistry": "LFP"}
+    if WINDOWS:
+        user["balance_window_ms"] = 300
+        user["balance_bleed_ms"] = 1000
+    cfg = Config(user)
     hal = SimHal(cfg, K, stream)
     app = App(cfg, hal, K)
     gc.collect()

@@ -4,7 +4,7 @@
 # Wire format (little-endian), shared with host_tools/frames.py. At boot
 # the firmware first sends one line of JSON (hello: version, fault table,
 # settings) or {"error": ...} when its configuration is rejected.
-# sensor frame  (host -> firmware), 12 + 2*cells + 2*temps + 20 bytes:
+# sensor frame  (host -> firmware), 12 + 2*cells + 2*temps + 32 bytes:
 #   u16 magic 0xB5A1, u8 version, u8 flags (1 = front end silent: only the
 #   inputs byte is valid; 2 = raise an exception in this tick, a test hook;
 #   4 = clear latched faults, the host's stand-in for the console `clear`),
@@ -13,14 +13,19 @@
 #   i32 current (10 mA counts, + = charge), u32 pack (10 mV counts),
 #   u32 bus (10 mV counts), u16 coolant_in, u16 coolant_out (NTC counts),
 #   u16 flow (pulse counter), u8 inputs (contactor feedback bits 0..2,
-#   enable input bit 3), u8 pad
-# actuator frame (firmware -> host), 134 + ceil(cells/8) bytes:
+#   enable input bit 3), u8 pad,
+#   u8 command (0 none, 1 grid start, 2 grid cancel: the host's stand-in for
+#   the console), u8 pad, u16 pad, i32 arg a, i32 arg b (grid start: W, s)
+# actuator frame (firmware -> host), 150 + ceil(cells/8) bytes:
 #   u16 magic 0xB5A2, u8 version, u8 flags (1 = internal error),
 #   u32 seq (echo), u8 outputs, u8 contactor state, u16 pump duty (per mille),
 #   u8 heater, u8 balance count, i32 ccl_ma, i32 dcl_ma, i16 soc (0.01 %),
 #   u16 pad, u8 faults[8] (bit per fault-table row),
 #   u8 new events (0..8), u8 pad, u16 pad, 8 x event (i32 now_ms, u16 code,
-#   u16 arg, i32 value), u8 balance[ceil(cells/8)]
+#   u16 arg, i32 value), i32 grid export current asked (mA), i32 grid
+#   energy of the running/last event (mWh), i32 capacity estimate (mAh),
+#   u8 grid active, u8 grid reason, u8 last SOC sync kind, u8 pad,
+#   u8 balance[ceil(cells/8)]
 import socket
 from micropython import const
 from bms.faults import N_FAULTS
@@ -28,12 +33,14 @@ from bms.state import EVENTS
 
 SENSOR_MAGIC = const(0xB5A1)
 ACT_MAGIC = const(0xB5A2)
-VERSION = const(1)
+VERSION = const(2)
 FAULT_BYTES = const(8)
 HDR = const(12)
 EV_OFF = const(34)
 EV_SLOTS = const(8)
-ACT_FIXED = const(134)
+GRID_OFF = const(134)
+ACT_FIXED = const(150)
+SENSOR_TAIL = const(32)  # bytes after the temperatures
 
 
 def _u16(b, o):
@@ -85,7 +92,7 @@ class SimHal:
         self.k = kernels
         self.n = cfg.cells
         self.m = cfg.temps
-        self.rx = bytearray(HDR + 2 * self.n + 2 * self.m + 20)
+        self.rx = bytearray(HDR + 2 * self.n + 2 * self.m + SENSOR_TAIL)
         self.tmp = bytearray(len(self.rx))
         self.tx = bytearray(ACT_FIXED + (self.n + 7) // 8)
         self.seq = 0
@@ -126,6 +133,10 @@ class SimHal:
         flags = rx[3]
         o = HDR + 2 * self.n + 2 * self.m
         st.inputs = rx[o + 18]
+        if rx[o + 20]:
+            st.cmd = rx[o + 20]
+            st.cmd_a = _i32(rx, o + 24)
+            st.cmd_b = _i32(rx, o + 28)
         if flags & 4:
             st.clear_req = 1
         if flags & 2:
@@ -164,6 +175,13 @@ class SimHal:
         _put16(tx, 24, 0)
         self.k.pack_bits(st.fault_active, N_FAULTS, tx, 26)
         self._events(st, tx)
+        _put32(tx, GRID_OFF, st.grid_ma)
+        _put32(tx, GRID_OFF + 4, st.grid_mwh_event)
+        _put32(tx, GRID_OFF + 8, st.capacity_mah)
+        tx[GRID_OFF + 12] = st.grid_active
+        tx[GRID_OFF + 13] = st.grid_reason
+        tx[GRID_OFF + 14] = st.soc_sync
+        tx[GRID_OFF + 15] = 0
         self.k.pack_bits(st.balance_mask, self.n, tx, ACT_FIXED)
         self.sock.write(tx)
 

@@ -13,6 +13,7 @@ class Keeper:
         self.rec = None
         self.latched_seen = bytearray(8)
         self.errors = 0
+        self.grid_seen = 0
 
     def restore(self, app):
         """At boot: latched faults, SOC and capacity from the newest record."""
@@ -25,7 +26,7 @@ class Keeper:
         if rec is None:
             rec = StateRecord()
         self.rec = rec
-        n = app.restore(rec.latched, rec.soc_cpct)
+        n = app.restore(rec.latched, rec.soc_cpct, rec.capacity_mah, rec.energy_in_wh, rec.energy_out_wh, rec.grid_wh)
         self.latched_seen[:] = rec.latched
         return n
 
@@ -48,6 +49,14 @@ class Keeper:
                 changed = True
         rec = self.rec
         rec.soc_cpct = st.soc_cpct
+        rec.capacity_mah = st.capacity_mah
+        rec.energy_in_wh = st.energy_in_wh
+        rec.energy_out_wh = st.energy_out_wh
+        rec.grid_wh = st.grid_wh_total
+        # a grid event starting or ending is worth a save of its own
+        if st.grid_active != self.grid_seen:
+            self.grid_seen = st.grid_active
+            changed = True
         if self.states.due(now_ms, changed):
             try:
                 self.states.save(rec)

@@ -8,10 +8,14 @@ import struct
 from micropython import const
 from bms.persist.crc import crc32
 
-MAGIC = const(0x42535452)  # "BSTR"
+MAGIC_V1 = const(0x42535452)  # "BSTR"
+MAGIC = const(0x32535452)  # "BST2": adds the grid-export total
 # magic, seq, soc (0.01 %), capacity mAh, energy in Wh, energy out Wh,
-# latched fault bits (8 bytes), flags, then the CRC-32 of all that
-FMT = "<IIiiii8sI"
+# grid energy exported Wh, latched fault bits (8 bytes), flags, then the
+# CRC-32 of all that. Version 1 (no grid field) is still read.
+FMT_V1 = "<IIiiii8sI"
+FMT = "<IIiiiii8sI"
+SIZE_V1 = struct.calcsize(FMT_V1) + 4
 SIZE = struct.calcsize(FMT) + 4
 
 
@@ -22,22 +26,30 @@ class StateRecord:
         self.capacity_mah = 0
         self.energy_in_wh = 0
         self.energy_out_wh = 0
+        self.grid_wh = 0
         self.latched = bytearray(8)
         self.flags = 0
 
     def pack(self, buf):
         struct.pack_into(FMT, buf, 0, MAGIC, self.seq, self.soc_cpct, self.capacity_mah,
-                         self.energy_in_wh, self.energy_out_wh, bytes(self.latched), self.flags)
+                         self.energy_in_wh, self.energy_out_wh, self.grid_wh, bytes(self.latched), self.flags)
         n = SIZE - 4
         struct.pack_into("<I", buf, n, crc32(memoryview(buf)[:n]))
 
     def unpack(self, buf):
-        n = SIZE - 4
-        if len(buf) != SIZE or struct.unpack_from("<I", buf, n)[0] != crc32(memoryview(buf)[:n]):
+        n = len(buf) - 4
+        if len(buf) not in (SIZE, SIZE_V1) or struct.unpack_from("<I", buf, n)[0] != crc32(memoryview(buf)[:n]):
             return False
-        magic, seq, soc, cap, ein, eout, latched, flags = struct.unpack_from(FMT, buf, 0)
-        if magic != MAGIC:
-            return False
+        if len(buf) == SIZE:
+            magic, seq, soc, cap, ein, eout, grid, latched, flags = struct.unpack_from(FMT, buf, 0)
+            if magic != MAGIC:
+                return False
+        else:
+            magic, seq, soc, cap, ein, eout, latched, flags = struct.unpack_from(FMT_V1, buf, 0)
+            grid = 0
+            if magic != MAGIC_V1:
+                return False
+        self.grid_wh = grid
         self.seq, self.soc_cpct, self.capacity_mah = seq, soc, cap
         self.energy_in_wh, self.energy_out_wh, self.flags = ein, eout, flags
         self.latched[:] = latched

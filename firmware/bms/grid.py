@@ -1,0 +1,128 @@
+# Grid-support events: on short notice, discharge to the grid at P watts
+# for T seconds, within the discharge limit and never below the owner's
+# reserve SOC. The counted SOC may be off by a share of what it has counted
+# since its last synchronisation (capacity error): the event keeps that
+# margin above the reserve (State.grid_floor_cpct), so the true SOC stays
+# above it. The event ends at the deadline, at that floor, when it is
+# cancelled, or when discharging is no longer allowed (contactors open,
+# discharge blocked). The inverter is asked for an export current each tick
+# (State.grid_ma, in the actuator frame / telemetry); the energy exported is
+# counted per event (mWh) and in total (Wh, kept in the state record).
+import time
+from micropython import const
+from bms import signals as S
+from bms.state import (EV_GRID_START, EV_GRID_END, EV_GRID_REJECT, GRID_DEADLINE, GRID_RESERVE,
+                       GRID_CANCELLED, GRID_BLOCKED, GRID_BAD_ARGS, GRID_BUSY, GRID_SOC_UNKNOWN)
+
+CLOSED = const(3)  # contactor.CLOSED
+WMS_PER_MWH = const(3600)  # W*ms in one mWh
+MWH_PER_WH = const(1000)
+
+
+class Grid:
+    def __init__(self, cfg):
+        self.reserve = cfg.grid_reserve_cpct
+        self.max_w = cfg.grid_max_power_w
+        self.max_s = cfg.grid_max_duration_s
+        self.margin_pm = cfg.grid_margin_pm
+        self.margin_unlearned_pm = cfg.grid_margin_unlearned_pm
+        self.margin_sync = cfg.grid_margin_sync_cpct
+        self.margin_unsynced = cfg.grid_margin_unsynced_cpct
+        self.e_rem = 0  # W*ms toward the next mWh
+        self.mwh_rem = 0  # mWh toward the next Wh of the total
+
+    def floor(self, st):
+        """The SOC at which an event must end: the reserve plus a margin
+        for what the SOC may have drifted since its last synchronisation."""
+        base = st.soc_sync_cpct
+        if base < 0:
+            m = self.margin_unsynced
+        else:
+            span = st.soc_cpct - base
+            m = self.margin_sync + (span if span >= 0 else -span) * (
+                self.margin_pm if st.capacity_learned else self.margin_unlearned_pm) // 1000
+        f = self.reserve + m
+        st.grid_floor_cpct = f
+        return f
+
+    def _refuse(self, st, now_ms, reason, power_w, msg):
+        st.grid_reason = reason
+        st.event(now_ms, EV_GRID_REJECT, reason, power_w if type(power_w) is int else 0)
+        raise ValueError("grid_start: " + msg)
+
+    def start(self, st, now_ms, power_w, duration_s):
+        """Starts an event; raises ValueError (and changes nothing but the
+        refusal reason and an event) when the arguments are bad or an
+        event is not allowed now."""
+        if type(power_w) is not int or not 0 < power_w <= self.max_w:
+            self._refuse(st, now_ms, GRID_BAD_ARGS, power_w,
+                         "power %r W out of range 1..%d W (grid_max_power_w)" % (power_w, self.max_w))
+        if type(duration_s) is not int or not 0 < duration_s <= self.max_s:
+            self._refuse(st, now_ms, GRID_BAD_ARGS, power_w,
+                         "duration %r s out of range 1..%d s (grid_max_duration_s)" % (duration_s, self.max_s))
+        if st.grid_active:
+            self._refuse(st, now_ms, GRID_BUSY, power_w, "an event is already running (cancel it first)")
+        if st.soc_cpct < 0:
+            self._refuse(st, now_ms, GRID_SOC_UNKNOWN, power_w, "state of charge not known yet")
+        f = self.floor(st)
+        if st.soc_cpct <= f:
+            self._refuse(st, now_ms, GRID_RESERVE, power_w, "SOC %d.%02d %% is at or below the reserve %d.%02d %% plus its margin (%d.%02d %%)"
+                         % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100, f // 100, f % 100))
+        if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
+            self._refuse(st, now_ms, GRID_BLOCKED, power_w, "discharging is not allowed now (contactors open or discharge blocked)")
+        st.grid_active = 1
+        st.grid_power_w = power_w
+        st.grid_end_ms = time.ticks_add(now_ms, duration_s * 1000)
+        st.grid_mwh_event = 0
+        st.grid_reason = 0
+        st.grid_events += 1
+        self.e_rem = 0
+        st.event(now_ms, EV_GRID_START, duration_s, power_w)
+
+    def cancel(self, st, now_ms):
+        """Ends a running event; False when none was running."""
+        if not st.grid_active:
+            return False
+        self._end(st, now_ms, GRID_CANCELLED)
+        return True
+
+    def _end(self, st, now_ms, reason):
+        st.grid_active = 0
+        st.grid_ma = 0
+        st.grid_reason = reason
+        st.event(now_ms, EV_GRID_END, reason, st.grid_mwh_event)
+
+    def tick(self, st, now_ms):
+        if not st.grid_active:
+            st.grid_ma = 0
+            return
+        sig = st.sig
+        # Energy of the last tick: the export asked of the inverter, as far
+        # as the pack really delivered it (the home load shares the current).
+        dsg = sig[S.DISCHARGE_MA]
+        ex = st.grid_ma if st.grid_ma < dsg else dsg
+        dt = st.dt_ms if st.dt_ms < 1000 else 1000
+        pack_mv = sig[S.PACK_MV]
+        p_w = (pack_mv // 100) * (ex // 100) // 100  # 0.1 V x 0.1 A
+        e = self.e_rem + p_w * dt  # <= 1e8 W x 1000 ms... bounded by grid_max_power_w
+        m = e // WMS_PER_MWH
+        self.e_rem = e - m * WMS_PER_MWH
+        if m:
+            st.grid_mwh_event += m
+            r = self.mwh_rem + m
+            w = r // MWH_PER_WH
+            self.mwh_rem = r - w * MWH_PER_WH
+            st.grid_wh_total = (st.grid_wh_total + w) & 0x3FFFFFFF
+        if time.ticks_diff(now_ms, st.grid_end_ms) >= 0:
+            self._end(st, now_ms, GRID_DEADLINE)
+            return
+        if st.soc_cpct <= self.floor(st):
+            self._end(st, now_ms, GRID_RESERVE)
+            return
+        if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
+            self._end(st, now_ms, GRID_BLOCKED)
+            return
+        # P / V as mA: W x 1e4 / (0.1 V); power_w <= 1e5 keeps it in 31 bits
+        dv = pack_mv // 100
+        ma = st.grid_power_w * 10000 // dv if dv > 0 else 0
+        st.grid_ma = ma if ma < st.dcl_ma else st.dcl_ma
