@@ -36,6 +36,10 @@ def test_defaults_from_preset():
     ({"faults": {"CELL_UV": [2800, -1, 3000, 1000]}}, "config.faults.CELL_UV.trip_delay_ms"),
     ({"ccl_taper_mv": [3550, 3450]}, "config.ccl_taper_mv"),
     ({"ccl_taper_mv": [3500, 3640]}, "config.ccl_taper_mv"),
+    # a limit reaching zero at its fault's trip would park the cell on it
+    ({"ccl_taper_mv": [3500, 3600]}, "config.ccl_taper_mv: the charge limit must reach zero below the CELL_OV trip"),
+    ({"dcl_taper_mv": [2900, 2800]}, "config.dcl_taper_mv: the discharge limit must reach zero above the CELL_UV trip"),
+    ({"faults": {"CELL_UV": [2860, 1000, 3150, 10000]}}, "config.dcl_taper_mv"),
     ({"cell_gain_q16": [6554] * 15}, "config.cell_gain_q16"),
     ({"cell_gain_q16": 1 << 20}, "config.cell_gain_q16"),
     ({"balance_stop_mv": 20}, "config.balance_stop_mv"),

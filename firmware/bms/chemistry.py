@@ -48,7 +48,8 @@ LFP = {
     # Derating windows (margin): full current below/above the first value,
     # zero at the second.
     "ccl_taper_mv": [3450, 3550],
-    "dcl_taper_mv": [2900, 2800],
+    # Zero 50 mV short of the CELL_UV / CELL_OV trips (config checks it).
+    "dcl_taper_mv": [2950, 2850],
     "balance_floor_mv": 3400,  # LFP: balance at the top knee only (margin)
     # SOC: the firmware's own OCV table, (SOC in 0.01 %, mV) at 25 degC,
     # rest-settled. Source: the same PyBaMM "Prada2013" derivation as the
@@ -75,7 +76,7 @@ LFP = {
     "soc_full_mv": 3450,
     # Bottom of the usable range: inside the discharge limit's taper (the
     # limit holds the lowest cell just above its zero point; margin).
-    "soc_empty_mv": 2850,
+    "soc_empty_mv": 2900,
 }
 
 NMC = {
@@ -98,8 +99,9 @@ NMC = {
     "imbalance_window_mv": [3300, 4100],
     "max_charge_cpm": 500,
     "max_discharge_cpm": 1000,
-    "ccl_taper_mv": [4100, 4180],
-    "dcl_taper_mv": [3200, 3000],
+    # Zero 30 / 50 mV short of the CELL_OV / CELL_UV trips (config checks it).
+    "ccl_taper_mv": [4080, 4150],
+    "dcl_taper_mv": [3250, 3050],
     "balance_floor_mv": 3900,
     # From the same PyBaMM "Chen2020" derivation as host_tools/ocv.py
     # (every 10 %): NMC's curve is steep enough nearly everywhere.

@@ -262,6 +262,7 @@ class Config:
         self._check_order()
         self._calibration(merged)
         self._faults(preset.get("faults", {}), user.get("faults", {}))
+        self._check_limit_margins()
         self._ntc_table()
         for k in TABLE_KEYS:
             self._table(k, user.get(k, preset.get(k)))
@@ -327,6 +328,19 @@ class Config:
             _err("soc_empty_mv", "must lie in the discharge taper (%d, %d] mV" % (self.dcl_taper_mv[1], self.dcl_taper_mv[0]))
         if self.heater_off_dc <= self.heater_on_dc:
             _err("heater_off_dc", "must be above heater_on_dc (%d)" % self.heater_on_dc)
+
+    def _check_limit_margins(self):
+        # A load or charger that follows the limits must come to rest
+        # short of the fault that blocks it: a limit reaching zero exactly
+        # at the trip leaves the cell sitting on it, and sensor noise trips it.
+        uv = self.fault_trip[F.index("CELL_UV")]
+        ov = self.fault_trip[F.index("CELL_OV")]
+        if self.dcl_taper_mv[1] <= uv:
+            _err("dcl_taper_mv", "the discharge limit must reach zero above the CELL_UV trip (%d mV), got %d"
+                 % (uv, self.dcl_taper_mv[1]))
+        if self.ccl_taper_mv[1] >= ov:
+            _err("ccl_taper_mv", "the charge limit must reach zero below the CELL_OV trip (%d mV), got %d"
+                 % (ov, self.ccl_taper_mv[1]))
 
     def _calibration(self, merged):
         n = self.cells
