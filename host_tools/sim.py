@@ -22,7 +22,8 @@ from host_tools import frames
 from host_tools.firmware import BOARD_CONFIGS, FIRMWARE
 from host_tools.link import FirmwareError, FirmwareLink
 from host_tools.injectors import Injectors
-from host_tools.plant import Pack, ntc_counts
+from host_tools.plant import Pack
+from host_tools.sensing import Sensing
 from host_tools.scenario import Scenario
 
 SEVERITY = {1: "warning", 2: "fault", 3: "critical"}
@@ -179,13 +180,9 @@ class Simulation:
         n, m = sc.pack.cells, sc.pack.temps
         nf = len(hello["faults"])
         pack = Pack(sc)
-        rng = np.random.default_rng(sc.seed + 1)
+        sensing = Sensing(sc, np.random.default_rng(sc.seed + 1))
         dt = sc.tick_s
         tick_ms = int(round(dt * 1000))
-        sensor_idx = np.round((np.arange(m) + 0.5) * n / m - 0.5).astype(int)
-        noise_v = sc.sensors.cell_noise_v
-        noise_t = sc.sensors.temp_noise_k
-        noise_i = sc.sensors.current_noise_a
         decim = max(1, int(round((self.plot_every_s or max(1.0, sc.duration_limit_s / 4000)) / dt)))
         faults_pending = sorted(sc.faults, key=lambda f: f.at_s)
         actions_pending = sorted(sc.actions, key=lambda a: a.at_s)
@@ -245,25 +242,14 @@ class Simulation:
                     load = step.load_night_a
             inj.physics(t, pack)
             # -- sensors at time t ------------------------------------------
-            v = pack.cell_v()
-            v_sensed = pack.sensed_v() if pack.sense_ohm else v
-            cells_raw = np.minimum(np.maximum(np.rint((v_sensed + noise_v * rng.standard_normal(n)) * 10000), 0), 65535).astype(int)
-            t_sensed = np.append(pack.temp[sensor_idx] + noise_t * rng.standard_normal(m), (pack.coolant_in_c, pack.coolant_out_c))
-            traw = np.minimum(np.maximum(np.rint(ntc_counts(t_sensed)), 0), 4095).astype(int)
-            if inj.active:
-                cells_raw = inj.cells(cells_raw)
-                traw = inj.temps(traw)
-            mv_fw = (cells_raw * gain_q16 >> 16) + offset_mv  # as the firmware scales them
+            r = sensing.read(pack, inj)
+            v = r.cells_v
+            vp = float(v.sum())
+            mv_fw = (np.asarray(r.cells_raw) * gain_q16 >> 16) + offset_mv  # as the firmware scales them
             res.vmax_meas.append(int(mv_fw.max()) / 1000)
             res.vmin_meas.append(int(mv_fw.min()) / 1000)
-            cells_raw = cells_raw.tolist()
-            traw = traw.tolist()
-            temps_raw, cool_raw = traw[:m], traw[m:]
-            i_meas = pack.current_a + noise_i * rng.standard_normal()
-            vp = float(v.sum())
-            act = link.exchange(inj.flags(), k, clock0 + k * tick_ms, cells_raw, temps_raw,
-                                int(round(i_meas * 100)), int(round(vp * 100)), int(round(pack.bus_v * 100)),
-                                cool_raw[0], cool_raw[1], int(pack.flow_pulses),
+            act = link.exchange(inj.flags(), k, clock0 + k * tick_ms, r.cells_raw, r.temps_raw,
+                                r.current_raw, r.pack_raw, r.bus_raw, r.cool_raw[0], r.cool_raw[1], r.flow_pulses,
                                 (pack.physical & 7) | (frames.IN_ENABLE if enable else 0)
                                 | (frames.IN_CHARGER if step.kind == "charge" or solar > 0 else 0), command)
             command = (0, 0, 0)
