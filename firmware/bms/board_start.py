@@ -1,12 +1,13 @@
-# Start-up on a real board (board.json "hal": "board"), called by
-# bms.boot.board_main once board.json and the stored configuration are
-# read and valid: build the HAL from the board configuration, report how
+# Start-up on a board, called by bms.boot.board_main once board.json and
+# the stored configuration are read and valid. A real board ("hal":
+# "board"): build the HAL from the board configuration, report how
 # the board was reset (a watchdog reset raises WATCHDOG_RESET before
 # anything may close), restore the persisted state, then run the
 # fixed-period board loop with the hardware watchdog; the persistence step
 # and the console are served between ticks. `machine`, the clock and the
 # console port can be handed in (tests run this on the chip models under
-# the unix port).
+# the unix port). The virtual board ("hal": "sim"): the same start-up with
+# the host plant as its front end, paced by the plant's frames.
 import gc
 
 
@@ -40,13 +41,7 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
     from bms import kernels
     from bms.boot import _boot_line
     from bms.board import build_hal, BoardError
-    from bms.app import App
-    from bms.config import Config
     from bms.runner import BoardRunner
-    from bms.persist.keeper import Keeper
-    from bms.persist.state_record import StateStore
-    from bms.persist.event_log import EventLog
-    from bms.console import Console
     try:
         hal = build_hal(board, cfg, kernels, machine, clock)
     except BoardError as e:
@@ -54,22 +49,64 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
         # inputs (contactor drivers off). Say why and stay in the REPL.
         _boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
         return None
-    app = App(cfg, hal, kernels)
     cause = machine.reset_cause()
     wdt_reset = cause == machine.WDT_RESET
-    app.boot(wdt_reset)
-    log = EventLog(root)
-    keeper = Keeper(StateStore(root), log)
-    restored = keeper.restore(app)  # before the first tick: latched faults keep the contactors open
-    if port is None:
-        from bms.stdio_port import StdioPort
-        port = StdioPort()
-    console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
-    _boot_line({"version": VERSION, "board": board.get("board"), "hal": "board",
-                "reset_cause": "wdt" if wdt_reset else cause, "config": source,
-                "warnings": store.warnings, "restored_faults": restored})
+    app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
+                                     "wdt" if wdt_reset else cause, port)
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
     runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console)
     runner.run(max_ticks)
     return runner
+
+
+def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, reset_cause, port):
+    """The app on its HAL, reset cause reported and persisted state restored
+    before the first tick (latched faults keep the contactors open), the
+    console on the serial port, and the boot line. Returns (app, keeper,
+    console)."""
+    from bms import VERSION
+    from bms.boot import _boot_line
+    from bms.app import App
+    from bms.config import Config
+    from bms.console import Console
+    from bms.persist.keeper import Keeper
+    from bms.persist.state_record import StateStore
+    from bms.persist.event_log import EventLog
+    app = App(cfg, hal, kernels)
+    app.boot(wdt_reset)
+    log = EventLog(root)
+    keeper = Keeper(StateStore(root), log)
+    restored = keeper.restore(app)
+    if port is None:
+        from bms.stdio_port import StdioPort
+        port = StdioPort()
+    console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
+    _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
+                "config": source, "warnings": store.warnings, "restored_faults": restored})
+    return app, keeper, console
+
+
+def run_virtual(board, cfg, raw, store, source, root):
+    """The virtual board: the plant's address is its wiring, given by the
+    process that runs it (BMS_SIM_LINK), as is the reset cause."""
+    import os
+    from bms import VERSION
+    from bms import kernels
+    from bms.boot import _boot_line, hello, sim_loop
+    from bms.hal.sim import SimHal, connect
+    link = os.getenv("BMS_SIM_LINK") or board.get("sim_link")
+    if not link:
+        _boot_line({"version": VERSION, "board": board.get("board"), "error": "sim HAL: no plant address (BMS_SIM_LINK)"})
+        return
+    host, port = link.rsplit(":", 1)
+    stream = connect(host, int(port))
+    reset = os.getenv("BMS_RESET_CAUSE") or "power"
+    try:
+        hal = SimHal(cfg, kernels, stream)
+        app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, reset == "wdt",
+                                         reset, None)
+        hal.hello(hello(cfg))
+        sim_loop(app, hal, keeper, console)
+    finally:
+        stream.close()

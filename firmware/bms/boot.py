@@ -87,15 +87,28 @@ def main(argv):
         keeper = Keeper(StateStore(opts["state-dir"]), EventLog(opts["state-dir"]))
         keeper.restore(app)  # before the first tick: latched faults keep the contactors open
     hal.hello(hello(cfg))
+    sim_loop(app, hal, keeper)
+
+
+def sim_loop(app, hal, keeper=None, console=None):
+    """Ticks paced by the host plant's frames until it goes away; the
+    persistence step and the console between ticks. Ctrl-C or the end of
+    the link leave the outputs safe (and tell the plant so)."""
+    now = 0
     try:
         while hal.receive():
-            app.tick(hal.now_ms)
+            now = hal.now_ms
+            app.tick(now)
             if keeper is not None:
-                keeper.after_tick(app, hal.now_ms)
+                keeper.after_tick(app, now)
+            if console is not None:
+                console.service(now)
     except KeyboardInterrupt:
-        app.safe(hal.now_ms)
+        app.safe(now)
         hal.write(app.state)
         print("stopped by Ctrl-C: outputs in the safe state")
+    finally:
+        app.safe(now)
 
 
 def hello(cfg):
@@ -178,45 +191,6 @@ def board_main(root=".", machine=None, clock=None, port=None, max_ticks=-1):
     if board["hal"] != "sim":
         _boot_line({"version": VERSION, "board": board.get("board"), "error": "board.json: hal %r is not supported by this build" % board["hal"]})
         return
-    import os
-    from bms import kernels
-    from bms.hal.sim import SimHal, connect, send_hello
-    from bms.app import App
-    from bms.persist.keeper import Keeper
-    from bms.persist.state_record import StateStore
-    from bms.persist.event_log import EventLog
-    from bms.console import Console
-    from bms.stdio_port import StdioPort
-    # The virtual board's "front end" is the host plant; its address is the
-    # board's wiring, given by the process that runs the board.
-    link = os.getenv("BMS_SIM_LINK") or board.get("sim_link")
-    if not link:
-        _boot_line({"version": VERSION, "board": board.get("board"), "error": "sim HAL: no plant address (BMS_SIM_LINK)"})
-        return
-    host, port = link.rsplit(":", 1)
-    stream = connect(host, int(port))
-    hal = SimHal(cfg, kernels, stream)
-    app = App(cfg, hal, kernels)
-    reset = os.getenv("BMS_RESET_CAUSE") or "power"
-    app.boot(reset == "wdt")
-    log = EventLog(root)
-    keeper = Keeper(StateStore(root), log)
-    restored = keeper.restore(app)
-    hal.hello(hello(cfg))
-    console = Console(app, StdioPort(), raw, Config, store, log, cfg.telemetry_ms)
-    _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset,
-                "config": source, "warnings": store.warnings, "restored_faults": restored})
-    now = 0
-    try:
-        while hal.receive():
-            now = hal.now_ms
-            app.tick(now)
-            keeper.after_tick(app, now)
-            console.service(now)
-    except KeyboardInterrupt:
-        app.safe(now)
-        hal.write(app.state)
-        print("stopped by Ctrl-C: outputs in the safe state")
-    finally:
-        app.safe(now)
-        stream.close()
+    # The virtual board: the host plant is its front end (bms/board_start.py).
+    from bms import board_start
+    return board_start.run_virtual(board, cfg, raw, store, source, root)
