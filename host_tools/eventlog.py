@@ -98,7 +98,7 @@ def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]
                     return lines
                 if line.startswith("ERR " + word + ":"):
                     raise RuntimeError(line)
-                if line.startswith(("ERR line", "ERR ")):
+                if line.startswith("ERR "):
                     continue  # a reply to noise that was on the line before
                 lines.append(line)
     raise RuntimeError(f"no reply to {command!r} from {port} within {timeout_s:.0f} s (is the firmware running?)")

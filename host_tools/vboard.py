@@ -104,7 +104,7 @@ class RealTimePlant(threading.Thread):
         try:
             buf = bytearray()
             while not buf.endswith(b"\n"):
-                chunk = conn.recv(4096 if buf.count(b"{") else 1)
+                chunk = conn.recv(4096)  # nothing follows the hello until a frame is sent
                 if not chunk:
                     raise OSError("closed during hello")
                 buf += chunk
