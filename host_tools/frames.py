@@ -32,8 +32,9 @@ ACT_FIXED = GRID_OFF + GRID.size
 # event codes (firmware/bms/state.py)
 EV_FAULT_SET, EV_FAULT_CLEAR, EV_CONTACTOR, EV_INTERNAL, EV_BOOT, EV_RESTORED = 1, 2, 3, 4, 5, 6
 EV_SOC_SYNC, EV_CAPACITY, EV_GRID_START, EV_GRID_END, EV_GRID_REJECT = 7, 8, 9, 10, 11
-SYNC_NAMES = {1: "full", 2: "empty", 3: "ocv", 4: "boot_ocv"}
-GRID_REASONS = {1: "deadline", 2: "reserve", 3: "cancelled", 4: "blocked", 5: "bad_args", 6: "busy", 7: "soc_unknown"}
+EV_SOC_DISTRUST = 12
+SYNC_NAMES = {1: "full", 2: "empty", 3: "ocv", 4: "boot_ocv", 5: "cells"}
+GRID_REASONS = {1: "deadline", 2: "reserve", 3: "cancelled", 4: "blocked", 5: "bad_args", 6: "busy", 7: "soc_unknown", 8: "voltage"}
 
 
 def actuator_size(cells: int) -> int:

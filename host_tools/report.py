@@ -292,7 +292,8 @@ def check(res: Result) -> list[Verdict]:
                 out.append(Verdict(e.index, e.text, False, f"only {len(res.grid_ends)} grid events"))
             else:
                 reason = res.grid_ends[e.step][2].split(":")[0]
-                out.append(Verdict(e.index, e.text, reason == e.by, f"event {e.step} ended by {res.grid_ends[e.step][2]}"))
+                ok = reason == e.by or (e.by == "floor" and reason in ("reserve", "voltage"))
+                out.append(Verdict(e.index, e.text, ok, f"event {e.step} ended by {res.grid_ends[e.step][2]}"))
         elif e.kind == "step_end":
             ends = [x for x in res.step_ends if x[0] == e.step]
             if not ends:

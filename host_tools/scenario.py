@@ -401,9 +401,10 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
             # ticks exporting to the grid while the plant's true pack SOC is below the reserve
             e.step = es.integer("at_most", 0, 0, 10**9)
         elif kind == "grid_end":
-            # the n-th grid event (0-based) ended for this reason
+            # the n-th grid event (0-based) ended for this reason ("floor": at
+            # either floor of the reserve, the counted SOC's or the cells' voltage)
             e.step = es.integer("event", None, 0, 100)
-            e.by = es.choice("by", ("deadline", "reserve", "cancelled", "blocked", "rejected"))
+            e.by = es.choice("by", ("deadline", "reserve", "voltage", "floor", "cancelled", "blocked", "rejected"))
         elif kind == "step_end":
             e.step = es.integer("step", None, 0, len(profile) - 1)
             e.by = es.choice("by", ("firmware", "charger", "duration", "timeout"))

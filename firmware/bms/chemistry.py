@@ -66,6 +66,23 @@ LFP = {
     # SOC only where 10 mV is < 2 % of SOC, i.e. >= 6 mV per 10 % -> 60
     # (here below ~17 % and above ~95 %; margin).
     "soc_ocv_slope_mv_per_10pct": 60,
+    # What the cells alone say about the SOC (soc_bounds.py): a rested
+    # cell's OCV may sit up to 20 mV from the table (the hysteresis above;
+    # ~20 mV is the figure commonly reported for LFP, e.g. Dreyer et al.,
+    # Nature Materials 9 (2010) 448; not re-checked here); the entropic
+    # coefficient of LFP cells is reported within about +-0.3 mV/K
+    # (assumption from published dU/dT measurements, not one cited table);
+    # under load at up to 1C, beyond the R0 drop, a 100 Ah LFP cell shows
+    # some 30-80 mV of RC and diffusion overpotential (margin: 120 mV).
+    # R0 (the instant drop) x capacity: 30 mOhm Ah, i.e. 0.3 mOhm for a
+    # 100 Ah cell, at the low end of the DC resistance LFP prismatic cells
+    # show (assumption; too high a value would make the corrected voltage
+    # read high, so measure your cell's 1 s pulse resistance and set
+    # soc_cell_r_uohm).
+    "cell_r_uohm_ah": 30000,
+    "ocv_hyst_mv": 20,
+    "ocv_temp_uv_per_k": 300,
+    "soc_polar_mv": 120,
     # Usable share of the capacity vs temperature, (0.1 degC, per mille).
     # Assumption: the order of the discharge-capacity-vs-temperature curves
     # LFP cell makers publish (about 70 % at -20 degC, 85-90 % at 0 degC at
@@ -112,6 +129,15 @@ NMC = {
     "capacity_temp": [[-200, 750], [-100, 830], [0, 900], [100, 950], [250, 1000]],
     "soc_full_mv": 4100,
     "soc_empty_mv": 3100,
+    # NMC's hysteresis is small (a few mV, commonly reported; margin 10);
+    # entropic coefficient within about +-0.4 mV/K and a higher
+    # overpotential under load than LFP (assumptions, as for LFP).
+    # R0 x capacity: 60 mOhm Ah (17 mOhm for a 3.5 Ah 18650; assumption,
+    # the low end for such cells: measure and set soc_cell_r_uohm).
+    "cell_r_uohm_ah": 60000,
+    "ocv_hyst_mv": 10,
+    "ocv_temp_uv_per_k": 400,
+    "soc_polar_mv": 150,
 }
 
 # Chemistry-independent rows (this project's choices; units per row in
@@ -134,6 +160,9 @@ COMMON_FAULTS = {
     "PRECHARGE_FAILED": [1, 0, 1, 0],
     "INTERNAL_ERROR": [1, 0, 1, 0],
     "WATCHDOG_RESET": [1, 0, 1, 0],
+    # 5 points of SOC outside what the cells allow, for 5 s (margin: the
+    # band already holds every allowance; the delay rides out a load step)
+    "SOC_IMPLAUSIBLE": [500, 5000, 100, 10000],
 }
 
 PRESETS = {"LFP": LFP, "NMC": NMC}

@@ -82,13 +82,20 @@ INT_KEYS = {
     "soc_full_ms": (0, 3600000, "end of charge: held for"),
     "soc_empty_mv": (1000, 5000, "bottom of the usable range: lowest cell at or below"),
     "soc_empty_ms": (0, 600000, "bottom of the usable range: held for"),
-    "soc_cell_r_uohm": (0, 100000, "cell resistance for the IR correction at the bottom"),
+    "soc_cell_r_uohm": (0, 100000, "cell resistance (R0) for the IR corrections (default: cell_r_uohm_ah / capacity)"),
+    "cell_r_uohm_ah": (0, 10000000, "the chemistry's R0 x capacity, for the soc_cell_r_uohm default"),
     "soc_capacity_min_dsoc_cpct": (1000, 10000, "SOC span between synchronisations for a capacity estimate"),
     "soc_ccl_taper_cpct": (5000, 10000, "charge limit derated above this SOC"),
     "soc_dcl_taper_cpct": (0, 5000, "discharge limit derated below this SOC"),
     "soc_limit_floor_pm": (0, 1000, "share of the limits left at 100 % / 0 % SOC"),
     # grid-support events
+    "ocv_hyst_mv": (0, 200, "a rested cell's OCV may sit this far from the table (hysteresis branches)"),
+    "ocv_temp_uv_per_k": (0, 5000, "OCV shift per kelvin away from 25 degC (entropic coefficient, magnitude)"),
+    "cell_accuracy_mv": (0, 100, "front end's cell voltage accuracy"),
+    "soc_polar_mv": (0, 1000, "largest overpotential under load beyond soc_cell_r_uohm x I"),
     "grid_reserve_cpct": (0, 10000, "owner's reserve: grid events never go below this SOC"),
+    "grid_vfloor_ms": (0, 60000, "an event ends once the lowest cell has been at the reserve's OCV for"),
+    "grid_vfloor_rearm_mv": (0, 500, "after that, no event until the lowest cell is this far above it again"),
     "grid_max_power_w": (1, 100000, "largest grid-event power accepted"),
     "grid_max_duration_s": (1, 86400, "longest grid event accepted"),
     "grid_margin_pm": (0, 1000, "reserve margin per SOC span counted since the last synchronisation"),
@@ -179,7 +186,6 @@ DEFAULTS = {
     "soc_full_cpm": 50,
     "soc_full_ms": 20000,
     "soc_empty_ms": 2000,
-    "soc_cell_r_uohm": 0,
     "soc_capacity_min_dsoc_cpct": 5000,
     "soc_ccl_taper_cpct": 9500,
     "soc_dcl_taper_cpct": 1000,
@@ -198,6 +204,12 @@ DEFAULTS = {
     "grid_margin_sync_cpct": 100,
     "grid_margin_unlearned_pm": 100,
     "grid_margin_unsynced_cpct": 1000,
+    # The cell-voltage floor of grid events (grid.py, soc_bounds.py): the
+    # accuracy is the front end's total error (margin: the BQ76952 and
+    # LTC681x datasheets give a few mV; a direct ADC is worse, set it).
+    "cell_accuracy_mv": 10,
+    "grid_vfloor_ms": 5000,
+    "grid_vfloor_rearm_mv": 30,
 }
 
 
@@ -298,6 +310,9 @@ class Config:
         cap = self.capacity_mah
         if "max_charge_ma" not in merged:
             self.max_charge_ma = _int("max_charge_ma", cap * self.max_charge_cpm // 1000, 0, 1000000, "charge current limit from max_charge_cpm")
+        if "soc_cell_r_uohm" not in merged:
+            self.soc_cell_r_uohm = _int("soc_cell_r_uohm", self.cell_r_uohm_ah * 1000 // cap, 0, 100000,
+                                        "cell resistance from cell_r_uohm_ah")
         if "max_discharge_ma" not in merged:
             self.max_discharge_ma = _int("max_discharge_ma", cap * self.max_discharge_cpm // 1000, 0, 1000000, "discharge current limit from max_discharge_cpm")
 

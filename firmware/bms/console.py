@@ -44,7 +44,8 @@ HELP = (
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
 # State.grid_reason (bms/state.py GRID_*)
 GRID_REASONS = ("none", "ended at its deadline", "ended at the reserve", "cancelled", "refused or ended: contactors open, discharge blocked or a fault",
-                "refused: bad arguments", "refused: an event is already running", "refused: SOC not known yet")
+                "refused: bad arguments", "refused: an event is already running", "refused: SOC not known yet",
+                "refused or ended: the lowest cell at the OCV of the reserve")
 
 
 class CommandError(Exception):

@@ -57,6 +57,8 @@ TABLE = (
     ("PRECHARGE_FAILED", S.PRECHARGE_LOCKED, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
     ("INTERNAL_ERROR", S.INTERNAL, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
     ("WATCHDOG_RESET", S.WDT_BOOT, ABOVE, WARNING, 0, True, "n", 0),
+    # the counted SOC contradicts the cells (soc.py moves it into their band)
+    ("SOC_IMPLAUSIBLE", S.SOC_DEV_CPCT, ABOVE, WARNING, 0, False, "cpct", M),
 )
 
 N_FAULTS = len(TABLE)

@@ -8,11 +8,23 @@
 # discharge blocked). The inverter is asked for an export current each tick
 # (State.grid_ma, in the actuator frame / telemetry); the energy exported is
 # counted per event (mWh) and in total (Wh, kept in the state record).
+#
+# The counted SOC can be wrong (charged or used while the BMS was off, a
+# saved SOC or capacity that no longer fits the pack, a current-sensor
+# offset), so the reserve has a second floor that does not come from it:
+# the lowest cell, corrected for the present current with the cell
+# resistance, against the OCV of the reserve from the chemistry's table
+# plus what hysteresis, the front end's accuracy and the temperature may
+# add (soc_bounds.py). Discharging, the corrected voltage lies below the
+# cell's OCV, so a cell above that floor is above the reserve. An event
+# ends, and a new one is refused, at whichever floor comes first.
 import time
 from micropython import const
 from bms import signals as S
 from bms.state import (EV_GRID_START, EV_GRID_END, EV_GRID_REJECT, GRID_DEADLINE, GRID_RESERVE,
-                       GRID_CANCELLED, GRID_BLOCKED, GRID_BAD_ARGS, GRID_BUSY, GRID_SOC_UNKNOWN)
+                       GRID_CANCELLED, GRID_BLOCKED, GRID_BAD_ARGS, GRID_BUSY, GRID_SOC_UNKNOWN,
+                       GRID_VOLTAGE)
+from bms.soc_bounds import SocBounds
 
 CLOSED = const(3)  # contactor.CLOSED
 WMS_PER_MWH = const(3600)  # W*ms in one mWh
@@ -28,6 +40,11 @@ class Grid:
         self.margin_unlearned_pm = cfg.grid_margin_unlearned_pm
         self.margin_sync = cfg.grid_margin_sync_cpct
         self.margin_unsynced = cfg.grid_margin_unsynced_cpct
+        self.bounds = SocBounds(cfg)
+        self.reserve_mv = self.bounds.mv_at(self.reserve)
+        self.vfloor_need = cfg.grid_vfloor_ms
+        self.vfloor_rearm = cfg.grid_vfloor_rearm_mv
+        self.vlow_ms = 0
         self.e_rem = 0  # W*ms toward the next mWh
         self.mwh_rem = 0  # mWh toward the next Wh of the total
 
@@ -44,6 +61,29 @@ class Grid:
         f = self.reserve + m
         st.grid_floor_cpct = f
         return f
+
+    def _voltage(self, st):
+        # The cell-voltage floor, judged on fresh, undistorted scans; a
+        # low reading must last grid_vfloor_ms (a load step, noise).
+        sig = st.sig
+        f = self.bounds.floor_mv(self.reserve_mv, sig)
+        st.grid_vfloor_mv = f
+        if not st.fresh or st.bleed_scan or st.valid_scans == 0:
+            return
+        # It re-arms once the cell has been back above the floor plus
+        # grid_vfloor_rearm_mv for as long (recharged, not just relaxed).
+        v = self.bounds.vmin_corrected(sig)
+        need = self.vfloor_need
+        if st.grid_vlow:
+            self.vlow_ms = self.vlow_ms + st.dt_ms if v >= f + self.vfloor_rearm else 0
+            if self.vlow_ms >= need:
+                st.grid_vlow = 0
+                self.vlow_ms = 0
+        else:
+            self.vlow_ms = self.vlow_ms + st.dt_ms if v <= f else 0
+            if self.vlow_ms >= need:
+                st.grid_vlow = 1
+                self.vlow_ms = 0
 
     def _refuse(self, st, now_ms, reason, power_w, msg):
         st.grid_reason = reason
@@ -68,6 +108,9 @@ class Grid:
         if st.soc_cpct <= f:
             self._refuse(st, now_ms, GRID_RESERVE, power_w, "SOC %d.%02d %% is at or below the reserve %d.%02d %% plus its margin (%d.%02d %%)"
                          % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100, f // 100, f % 100))
+        if st.grid_vlow or (st.valid_scans and self.bounds.vmin_corrected(st.sig) <= st.grid_vfloor_mv):
+            self._refuse(st, now_ms, GRID_VOLTAGE, power_w, "the lowest cell (%d mV, IR-corrected) is at or below the OCV of the reserve plus its allowance (%d mV)"
+                         % (self.bounds.vmin_corrected(st.sig), st.grid_vfloor_mv))
         if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
             self._refuse(st, now_ms, GRID_BLOCKED, power_w, "discharging is not allowed now (contactors open or discharge blocked)")
         st.grid_active = 1
@@ -93,6 +136,7 @@ class Grid:
         st.event(now_ms, EV_GRID_END, reason, st.grid_mwh_event)
 
     def tick(self, st, now_ms):
+        self._voltage(st)
         if not st.grid_active:
             st.grid_ma = 0
             return
@@ -118,6 +162,9 @@ class Grid:
             return
         if st.soc_cpct <= self.floor(st):
             self._end(st, now_ms, GRID_RESERVE)
+            return
+        if st.grid_vlow:
+            self._end(st, now_ms, GRID_VOLTAGE)
             return
         if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
             self._end(st, now_ms, GRID_BLOCKED)

@@ -32,7 +32,8 @@ INTERNAL = const(25)  # 1: an exception was caught in the tick
 WDT_BOOT = const(26)  # 1: the last reset was the watchdog
 BAD_COOL = const(27)  # coolant sensors open, shorted or implausible
 COOLANT_DT_DC = const(28)  # outlet - inlet while the pump runs
-N_SIGNALS = const(29)
+SOC_DEV_CPCT = const(29)  # counted SOC outside the band the cells allow, by (0.01 %)
+N_SIGNALS = const(30)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -41,5 +42,5 @@ NAMES = (
     "coolant_in_dc", "coolant_out_dc", "flow_hz",
     "bad_cell_ch", "bad_therm", "stuck_ms", "stale_ms", "spread_plateau_mv",
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
-    "internal", "wdt_boot", "bad_cool", "coolant_dt_dc",
+    "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
 )

@@ -10,6 +10,10 @@
 # - after a long rest, the OCV of the lowest (or highest) cell, averaged
 #   over several scans, but only where the OCV curve is steep enough to be
 #   read with the sensor noise (LFP's knees, never its plateau).
+# Independently of all that, the cells bound the SOC (soc_bounds.py): a
+# restored SOC outside that band is not trusted at boot (the SOC starts
+# from the cells' guess, unsynchronised), and a count that leaves it while
+# running raises SOC_IMPLAUSIBLE and is moved to the band's edge.
 # The charge counted between two synchronisations at least
 # soc_capacity_min_dsoc_cpct apart re-estimates the capacity.
 #
@@ -18,7 +22,10 @@
 from array import array
 from micropython import const
 from bms import signals as S
-from bms.state import EV_SOC_SYNC, EV_CAPACITY, SYNC_FULL, SYNC_EMPTY, SYNC_OCV, SYNC_BOOT_OCV
+from bms import faults as F
+from bms.soc_bounds import SocBounds, interp
+from bms.state import (EV_SOC_SYNC, EV_CAPACITY, EV_SOC_DISTRUST, SYNC_FULL, SYNC_EMPTY, SYNC_OCV, SYNC_BOOT_OCV,
+                       SYNC_CELLS)
 
 MAS_PER_MAH = const(3600000)  # mA*ms in one mAh
 WMS_PER_WH = const(3600000)  # W*ms in one Wh
@@ -26,6 +33,7 @@ AVG_SCANS = const(16)  # scans averaged for an OCV reading
 REARM_CPCT = const(500)  # a full / empty sync again only after 5 % of SOC away from it
 OCV_MIN_DC = const(100)  # the OCV table holds at 25 degC: use it from 10 ...
 OCV_MAX_DC = const(400)  # ... to 40 degC only
+IMPLAUSIBLE = F.index("SOC_IMPLAUSIBLE")
 
 
 def scale_cpct(a, c):
@@ -38,20 +46,6 @@ def scale_cpct(a, c):
 def of_cpct(c, cpct):
     """c * cpct // 10000 (exact) for 0 <= c < 2**30, 0 <= cpct <= 10000."""
     return (c // 10000) * cpct + (c % 10000) * cpct // 10000
-
-
-def interp(xs, ys, n, x):
-    """Piecewise-linear y(x) over rising xs, clamped at the ends."""
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[n - 1]:
-        return ys[n - 1]
-    j = 0
-    while xs[j + 1] < x:
-        j += 1
-    x0 = xs[j]
-    y0 = ys[j]
-    return y0 + (x - x0) * (ys[j + 1] - y0) // (xs[j + 1] - x0)
 
 
 class Soc:
@@ -75,6 +69,10 @@ class Soc:
         self.ct_x = cfg.cap_temp_dc
         self.ct_y = cfg.cap_temp_pm
         self.ct_n = len(cfg.cap_temp_dc)
+        self.bounds = SocBounds(cfg)
+        # a restored SOC further than this outside the cells' band is not trusted
+        self.trust_cpct = cfg.fault_trip[IMPLAUSIBLE]
+        self.moved = 0  # the count was moved into the band since SOC_IMPLAUSIBLE tripped
         self.sums = array("i", [0] * cfg.cells)
         self.n_avg = 0
         self.rest_ms = 0
@@ -110,7 +108,10 @@ class Soc:
     def _sync(self, st, soc, kind, now_ms):
         cap = st.capacity_mah
         last = self.sync_cpct
-        if last >= 0 and kind != SYNC_BOOT_OCV:
+        # A guess from the cells (boot, or a count that contradicted them)
+        # is no anchor: no capacity estimate from it, and the SOC counts as
+        # unsynchronised (the grid keeps its widest margin).
+        if last >= 0 and kind != SYNC_BOOT_OCV and kind != SYNC_CELLS:
             dsoc = soc - last
             net = self.acc_mah
             if dsoc < 0:
@@ -127,11 +128,17 @@ class Soc:
                     st.capacity_mah = cap
                     st.capacity_learned = 1
                     st.event(now_ms, EV_CAPACITY, 0, cap)
-        if kind != SYNC_BOOT_OCV:
-            self.sync_cpct = soc
-            st.soc_sync_cpct = soc
-        self.acc_mah = 0
-        self.acc_rem = 0
+        if kind == SYNC_CELLS:
+            # the charge counted since the last real synchronisation still
+            # stands: the next one estimates the capacity across this move
+            st.soc_sync_cpct = -1
+            st.capacity_learned = 0
+        else:
+            if kind != SYNC_BOOT_OCV:
+                self.sync_cpct = soc
+                st.soc_sync_cpct = soc
+            self.acc_mah = 0
+            self.acc_rem = 0
         st.soc_q_mah = of_cpct(cap, soc)
         st.soc_q_rem = 0
         st.soc_cpct = soc
@@ -153,7 +160,17 @@ class Soc:
             self._sync(st, self.soc_at(sig[S.CELL_SUM_MV] // st.n_cells), SYNC_BOOT_OCV, now_ms)
             return
         if st.soc_q_mah < 0:
-            st.soc_q_mah = of_cpct(cap, st.soc_cpct)  # restored SOC: count from it
+            # A restored SOC: count from it, unless the cells say it cannot
+            # be (charged or used while the BMS was off, a swapped module,
+            # months in storage): then start from what they say.
+            b = self.bounds
+            b.band(sig, 0)
+            soc = st.soc_cpct
+            if soc > b.hi + self.trust_cpct or soc < b.lo - self.trust_cpct:
+                st.event(now_ms, EV_SOC_DISTRUST, 1 if soc > b.hi else 2, soc)
+                self._sync(st, b.point(sig), SYNC_CELLS, now_ms)
+                return
+            st.soc_q_mah = of_cpct(cap, soc)
             st.soc_q_rem = 0
         cur = sig[S.CURRENT_MA]
         self._count(st, cur, sig[S.PACK_MV])
@@ -191,8 +208,26 @@ class Soc:
             self.rest_ms = 0
             self.n_avg = 0
             self.ocv_done = 0
+        if st.fresh and not st.bleed_scan:
+            self._check(st, sig, now_ms)
         un = of_cpct(cap, self.unusable_cpct(sig[S.TEMP_MIN_DC]))
         st.usable_mah = st.soc_q_mah - un if st.soc_q_mah > un else 0
+
+    def _check(self, st, sig, now_ms):
+        # The count against what the cells allow: how far outside their
+        # band it is goes to SOC_IMPLAUSIBLE (debounced there); once that
+        # row is active the count moves to the band's edge it crossed.
+        b = self.bounds
+        b.band(sig, 1 if self.rest_ms >= self.rest_need else 0)
+        soc = st.soc_cpct
+        dev = soc - b.hi if soc > b.hi else (b.lo - soc if soc < b.lo else 0)
+        sig[S.SOC_DEV_CPCT] = dev
+        if not st.fault_active[IMPLAUSIBLE]:
+            self.moved = 0
+        elif dev and not self.moved:
+            self.moved = 1  # once per time the row trips
+            self._sync(st, b.hi if soc > b.hi else b.lo, SYNC_CELLS, now_ms)
+            sig[S.SOC_DEV_CPCT] = 0
 
     def _count(self, st, cur, pack_mv):
         i = cur * self.eff // 1000 if cur > 0 else cur

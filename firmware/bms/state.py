@@ -24,6 +24,7 @@ EV_CAPACITY = const(8)  # arg: 0, value: the new capacity estimate (mAh)
 EV_GRID_START = const(9)  # arg: duration (s), value: power (W)
 EV_GRID_END = const(10)  # arg: GRID_* reason, value: energy of the event (mWh)
 EV_GRID_REJECT = const(11)  # arg: GRID_* reason, value: power asked (W)
+EV_SOC_DISTRUST = const(12)  # restored SOC outside the cells' band; arg: 1 above, 2 below; value: that SOC
 EVENTS = const(64)
 
 # SOC synchronisation kinds (EV_SOC_SYNC arg, State.soc_sync).
@@ -31,6 +32,7 @@ SYNC_FULL = const(1)
 SYNC_EMPTY = const(2)
 SYNC_OCV = const(3)
 SYNC_BOOT_OCV = const(4)  # no SOC known at boot: first guess from the OCV
+SYNC_CELLS = const(5)  # the count contradicted the cells: moved into their band (no anchor)
 
 # Grid-event end / rejection reasons (State.grid_reason).
 GRID_DEADLINE = const(1)
@@ -40,6 +42,7 @@ GRID_BLOCKED = const(4)  # contactors open, discharge blocked or a fault
 GRID_BAD_ARGS = const(5)
 GRID_BUSY = const(6)  # an event is already running
 GRID_SOC_UNKNOWN = const(7)
+GRID_VOLTAGE = const(8)  # the lowest cell (IR-corrected) at the OCV of the reserve
 
 # Host commands (sim sensor frame; the console calls App directly).
 CMD_GRID_START = const(1)
@@ -124,6 +127,8 @@ class State:
         self.grid_reason = 0  # why the last event ended or a start was refused
         self.grid_floor_cpct = 0  # the event ends here: reserve + margin for the SOC's uncertainty
         self.grid_events = 0
+        self.grid_vfloor_mv = 0  # the lowest cell may not go below this (IR-corrected) in an event
+        self.grid_vlow = 0  # 1: it did; no event until it is back above the floor + grid_vfloor_rearm_mv
         # a command from the host (sim frame): kind, two int arguments
         self.cmd = 0
         self.cmd_a = 0
