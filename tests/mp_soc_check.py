@@ -67,7 +67,7 @@ def temps(st, dc):
 
 # 1. boot without a record: first guess from the OCV; then counting with the
 #    charge efficiency: 50 A for 1 h adds 49.9 Ah at 99.8 %.
-cfg, st = make()
+cfg, st = make(soc_cell_r_uohm=0)  # the table arithmetic below without an IR correction
 soc = Soc(cfg)
 temps(st, 250)
 set_cells(st, 3214)  # 30 % on the firmware's table
@@ -154,6 +154,7 @@ out["big"] = {"worst": worst, "soc": st.soc_cpct}
 # 7. grid events: arguments, reserve, deadline, energy; the tick without allocation
 cfg, st = make(grid_reserve_cpct=3000)
 grid = Grid(cfg)
+set_cells(st, 3250)  # pack 52.0 V, above the reserve's OCV (3214 mV)
 st.soc_cpct = 3500
 st.soc_sync_cpct = 3500  # just synchronised: no margin yet
 st.contactor_state = 3

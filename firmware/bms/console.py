@@ -297,8 +297,8 @@ class Console:
         st = app.state
         if st.grid_active:
             left_s = time.ticks_diff(st.grid_end_ms, now_ms) // 1000
-            self.port.write("grid active: %d W, %d s left, ends at the latest at %s SOC\n" % (
-                st.grid_power_w, left_s if left_s > 0 else 0, _soc(st.grid_floor_cpct)))
+            self.port.write("grid active: %d W, %d s left, ends at the latest at %s SOC or the lowest cell at %d mV\n" % (
+                st.grid_power_w, left_s if left_s > 0 else 0, _soc(st.grid_floor_cpct), st.grid_vfloor_mv))
         else:
             self.port.write("grid idle; last event: %s\n" % (
                 GRID_REASONS[st.grid_reason] if st.grid_reason < len(GRID_REASONS) else str(st.grid_reason)))

@@ -108,9 +108,11 @@ class Grid:
         if st.soc_cpct <= f:
             self._refuse(st, now_ms, GRID_RESERVE, power_w, "SOC %d.%02d %% is at or below the reserve %d.%02d %% plus its margin (%d.%02d %%)"
                          % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100, f // 100, f % 100))
-        if st.grid_vlow or (st.valid_scans and self.bounds.vmin_corrected(st.sig) <= st.grid_vfloor_mv):
-            self._refuse(st, now_ms, GRID_VOLTAGE, power_w, "the lowest cell (%d mV, IR-corrected) is at or below the OCV of the reserve plus its allowance (%d mV)"
-                         % (self.bounds.vmin_corrected(st.sig), st.grid_vfloor_mv))
+        v = self.bounds.vmin_corrected(st.sig)
+        f = self.bounds.floor_mv(self.reserve_mv, st.sig)
+        if st.grid_vlow or v <= f:
+            self._refuse(st, now_ms, GRID_VOLTAGE, power_w, "the lowest cell (%d mV, IR-corrected) is at or below the reserve's OCV with its allowances (%d mV)"
+                         % (v, f))
         if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
             self._refuse(st, now_ms, GRID_BLOCKED, power_w, "discharging is not allowed now (contactors open or discharge blocked)")
         st.grid_active = 1
