@@ -81,9 +81,9 @@ def test_a_restored_soc_the_cells_contradict_is_not_trusted(tmp_path):
 def test_the_r0_default_follows_the_capacity_and_a_setting_wins():
     from conftest import mp_run
     r = mp_run("from bms.config import Config\n"
-               "for d in ({'chemistry': 'LFP', 'capacity_mah': 100000}, {'chemistry': 'LFP', 'capacity_mah': 280000},"
+               "for d in ({'chemistry': 'LFP', 'capacity_mah': 100000}, {'chemistry': 'LFP', 'capacity_mah': 150000},"
                " {'chemistry': 'NMC', 'capacity_mah': 3000}, {'chemistry': 'LFP', 'capacity_mah': 100000, 'soc_cell_r_uohm': 0}):\n"
                "    d.update(cells=16, temps=4)\n"
                "    print(Config(d).soc_cell_r_uohm)\n")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["300", "107", "20000", "0"]
+    assert r.stdout.split() == ["300", "200", "20000", "0"]
