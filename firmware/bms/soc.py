@@ -89,7 +89,7 @@ class Soc:
 
     # -- OCV table -----------------------------------------------------------
     def soc_at(self, mv):
-        return interp(self.ocv_y, self.ocv_x, self.ocv_n, mv)
+        return self.bounds.soc_at(mv)
 
     def slope_at(self, mv):
         """Steepness of the OCV curve at mv, in mV per 10 % SOC."""

@@ -75,14 +75,19 @@ class SocBounds:
     def mv_at(self, cpct):
         return interp(self.ocv_x, self.ocv_y, self.ocv_n, cpct)
 
-    def allowance_mv(self, sig):
-        """How far a cell's OCV may sit from the table without load:
-        hysteresis, front-end accuracy, temperature shift."""
+    def temp_mv(self, sig):
+        """The OCV's largest shift from its 25 degC table at the pack's
+        temperatures (0.1 K x uV/K)."""
         d = sig[S.TEMP_MAX_DC] - 250
         d = d if d >= 0 else -d
         e = 250 - sig[S.TEMP_MIN_DC]
         d = e if e > d else d
-        return self.base_mv + d * self.temp_uv // 10000  # 0.1 K x uV/K
+        return d * self.temp_uv // 10000
+
+    def allowance_mv(self, sig):
+        """How far a cell's OCV may sit from the table without load:
+        hysteresis, front-end accuracy, temperature shift."""
+        return self.base_mv + self.temp_mv(sig)
 
     def floor_mv(self, reserve_mv, sig):
         """The lowest cell (IR-corrected) may not go below this while
@@ -91,11 +96,7 @@ class SocBounds:
         table (its mean curve), and the front end's error and the
         temperature shift count against the pack. What the R0 correction
         leaves (RC and diffusion) makes it end early, never late."""
-        d = sig[S.TEMP_MAX_DC] - 250
-        d = d if d >= 0 else -d
-        e = 250 - sig[S.TEMP_MIN_DC]
-        d = e if e > d else d
-        return reserve_mv - self.hyst_mv // 2 + self.acc_mv + d * self.temp_uv // 10000
+        return reserve_mv - self.hyst_mv // 2 + self.acc_mv + self.temp_mv(sig)
 
     def ir_mv(self, cur_ma):
         """I x R0 of one cell (mV) for |cur_ma|; both factors kept small
