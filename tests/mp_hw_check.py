@@ -55,7 +55,7 @@ class Rig:
         a = self.board["afe"]
         self.kind = a["type"]
         if self.kind == "bq76952":
-            self.chip = BQ76952Model()
+            self.chip = BQ76952Model(8, self.b.clock, a.get("shunt_uohm", 1000))
             self.bus = self.b.i2c(a["i2c"]["id"])
             self.bus.attach(8, self.chip)
         elif self.kind.startswith("ltc"):
@@ -145,16 +145,19 @@ def run_ticks(app, rig, n, now, on_tick=None):
 # -- cases -----------------------------------------------------------------------
 def case_bq():
     from bms.drivers.bq76952 import BQ76952
+    from bms.drivers.bq76952_setup import BringUp, settings
     b = Bench()
     bus = b.i2c(0)
-    m = BQ76952Model()
+    m = BQ76952Model(8, b.clock, 500)
     bus.attach(8, m)
+    d = BQ76952(bus, kernels, b.clock)
+    afe = {"cell_channels": list(range(1, 17)), "temps": ["TS1"], "shunt_uohm": 500, "i2c": {"freq": 400000}}
+    OUT["bringup"] = BringUp(d, settings(afe, cfg_for(16, 1))).run()
     mv = [3300 + 7 * i for i in range(16)]
     m.set_cells_mv(mv)
     m.set_stack(5316, 5310, 5300, -12345)
     m.safety[1] = 0x08  # Safety Status A: an over-voltage the chip saw itself
     m.set_ts_counts(4, ntc_counts(31.5))
-    d = BQ76952(bus, kernels, b.clock)
     OUT["scan"] = d.scan()
     OUT["cells_ok"] = list(d.cell_mv) == mv
     OUT["stack"] = [d.stack_10mv, d.pack_10mv, d.ld_10mv, d.cc2]
@@ -509,7 +512,7 @@ def case_board_start():
     root = ARG
     ConfigStore(root, validate=Config).save({"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"})
     b = Bench()
-    chip = BQ76952Model()
+    chip = BQ76952Model(8, b.clock, 500)
     b.i2c(0).attach(8, chip)
     chip.set_cells_mv([3300] * 16)
     chip.set_stack(5280, 5280, 5280, 0)
@@ -565,13 +568,14 @@ def case_fets():
     bd = board("pico_bq76952.json")
     bd["afe"]["fets"] = True
     b = Bench()
-    chip = BQ76952Model()
+    chip = BQ76952Model(8, b.clock, 500)
     b.i2c(0).attach(8, chip)
     chip.set_cells_mv([3300] * 16)
     hal = build_hal(bd, cfg_for(16, 4), kernels, b.machine, b.clock)
     for p in (13, 14, 15):
         b.pin(p).v = 1  # aux contacts (active low) open: only the FET status can say "closed"
     st = App(cfg_for(16, 4), hal, kernels).state
+    hal.read(st)  # the first scan brings the chip up
     st.outputs = 1 | 4
     hal.write(st)
     hal.read(st)

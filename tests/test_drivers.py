@@ -21,13 +21,15 @@ def run(case, arg=""):
 
 def test_bq76952_reads_balances_and_reports_errors():
     out = run("bq")
+    assert out["bringup"] == 0  # from the factory state (no CRC) to the firmware's settings, read back
     assert out["scan"] == 0 and out["cells_ok"]
     assert out["stack"] == [5316, 5310, 5300, -12345]  # stack, PACK, LD (10 mV), CC2 (userA) signed
     assert abs(out["ts1_dk"] - 3047) <= 1  # 31.5 degC as the chip computes it, in 0.1 K
     assert out["safety"] == [0, 8, 0, 0, 0, 0]  # the chip's own Safety Status A read back
     assert out["device_number"] == 0x7695  # subcommand read with the busy poll and checksum
     assert out["balance"] == 0 and out["cb_mask"] == 0x8005  # CB_ACTIVE_CELLS with checksum + length
-    assert out["fets_after_off"] == [False, 0, 0] and out["fets_after_on"] == 5
+    # ALL_FETS_ON: DSG only, since the chip's own COV (set above) keeps its CHG FET off
+    assert out["fets_after_off"] == [False, 0, 0] and out["fets_after_on"] == 4
     assert out["corrupt"] == 2 and out["after_corrupt"] == 0  # ERR_CRC once, then good
     assert out["timeout"] == 1 and out["nack"] == 1  # ERR_BUS for a timeout and a missing device
     assert out["bad_crc_write"] == [1, True]  # the model discards a write whose CRC is wrong

@@ -191,8 +191,16 @@ def _bq76952(b, afe, cfg):
     for i in range(len(temps)):
         if temps[i] not in TEMP_NAMES:
             _err("afe.temps[%d]" % i, "expected one of %s, got %r" % (", ".join(TEMP_NAMES), temps[i]))
-    drv = BQ76952(bus, b.kernels, b.clock, _get(afe, "address", "afe.", "int", ADDR, False))
-    return Bq76952FrontEnd(drv, cfg, chans, temps, _get(afe, "fets", "afe.", "bool", False, False))
+    drv = BQ76952(bus, b.kernels, b.clock, ADDR)  # the factory address until the bring-up changes it
+    from bms.drivers.bq76952_setup import BringUp, SetupError, settings
+    try:
+        table = settings(afe, cfg)
+    except SetupError as e:
+        raise BoardError(str(e))
+    addr = _get(afe, "address", "afe.", "int", ADDR, False)
+    if addr != ADDR:
+        _err("afe.address", "only the factory address 0x08 is supported (a second address needs the bring-up to move it)")
+    return Bq76952FrontEnd(drv, cfg, chans, temps, _get(afe, "fets", "afe.", "bool", False, False), BringUp(drv, table))
 
 
 def _ltc681x(b, afe, cfg, kind):

@@ -163,6 +163,19 @@ COMMON_FAULTS = {
     # 5 points of SOC outside what the cells allow, for 5 s (margin: the
     # band already holds every allowance; the delay rides out a load step)
     "SOC_IMPLAUSIBLE": [500, 5000, 100, 10000],
+    # The chip's bring-up gets 2 s (a slow power-up is retried every scan);
+    # its Safety Status bits already carry the chip's own delays.
+    "FE_CONFIG": [1, 2000, 1, 0],
+    "FE_COV": [1, 0, 1, 0],
+    "FE_CUV": [1, 0, 1, 0],
+    "FE_OCC": [1, 0, 1, 0],
+    "FE_OCD": [1, 0, 1, 0],
+    "FE_SCD": [1, 0, 1, 0],
+    "FE_OTC": [1, 0, 1, 1000],
+    "FE_OTD": [1, 0, 1, 1000],
+    "FE_UTC": [1, 0, 1, 1000],
+    "FE_UTD": [1, 0, 1, 1000],
+    "FE_OTHER": [1, 0, 1, 1000],
 }
 
 PRESETS = {"LFP": LFP, "NMC": NMC}

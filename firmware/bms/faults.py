@@ -59,6 +59,20 @@ TABLE = (
     ("WATCHDOG_RESET", S.WDT_BOOT, ABOVE, WARNING, 0, True, "n", 0),
     # the counted SOC contradicts the cells (soc.py moves it into their band)
     ("SOC_IMPLAUSIBLE", S.SOC_DEV_CPCT, ABOVE, WARNING, 0, False, "cpct", M),
+    # The front end's own layer (BQ76952 bring-up and Safety Status): the
+    # chip trips just beyond the firmware's own rows, so one of these means
+    # the firmware's layer missed something (a short between two scans).
+    ("FE_CONFIG", S.FE_CONFIG, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", 0),
+    ("FE_COV", S.FE_COV, ABOVE, CRITICAL, OPEN | BLOCK_CHG, True, "n", M),
+    ("FE_CUV", S.FE_CUV, ABOVE, CRITICAL, OPEN | BLOCK_DSG, True, "n", M),
+    ("FE_OCC", S.FE_OCC, ABOVE, CRITICAL, OPEN | BLOCK_CHG, True, "n", M),
+    ("FE_OCD", S.FE_OCD, ABOVE, CRITICAL, OPEN | BLOCK_DSG, True, "n", M),
+    ("FE_SCD", S.FE_SCD, ABOVE, CRITICAL, OPEN | BLOCK_CHG | BLOCK_DSG, True, "n", M),
+    ("FE_OTC", S.FE_OTC, ABOVE, FAULT, BLOCK_CHG, False, "n", M),
+    ("FE_OTD", S.FE_OTD, ABOVE, FAULT, BLOCK_DSG, False, "n", M),
+    ("FE_UTC", S.FE_UTC, ABOVE, FAULT, BLOCK_CHG, False, "n", M),
+    ("FE_UTD", S.FE_UTD, ABOVE, FAULT, BLOCK_DSG, False, "n", M),
+    ("FE_OTHER", S.FE_OTHER, ABOVE, FAULT, BLOCK_CHG | BLOCK_DSG, False, "n", M),
 )
 
 N_FAULTS = len(TABLE)

@@ -33,7 +33,20 @@ WDT_BOOT = const(26)  # 1: the last reset was the watchdog
 BAD_COOL = const(27)  # coolant sensors open, shorted or implausible
 COOLANT_DT_DC = const(28)  # outlet - inlet while the pump runs
 SOC_DEV_CPCT = const(29)  # counted SOC outside the band the cells allow, by (0.01 %)
-N_SIGNALS = const(30)
+# front end's own state (BQ76952: bring-up and the chip's Safety Status
+# bits, bms/hal/frontends.py FE_SAFETY); 0 on front ends without them
+FE_CONFIG = const(30)  # 1: the chip is not (yet) configured as written, or failed its read-back
+FE_COV = const(31)
+FE_CUV = const(32)
+FE_OCC = const(33)
+FE_OCD = const(34)
+FE_SCD = const(35)
+FE_OTC = const(36)
+FE_OTD = const(37)
+FE_UTC = const(38)
+FE_UTD = const(39)
+FE_OTHER = const(40)  # any other protection the chip raised (internal/FET temperature, latches, watchdog)
+N_SIGNALS = const(41)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -43,4 +56,6 @@ NAMES = (
     "bad_cell_ch", "bad_therm", "stuck_ms", "stale_ms", "spread_plateau_mv",
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
     "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
+    "fe_config", "fe_cov", "fe_cuv", "fe_occ", "fe_ocd", "fe_scd", "fe_otc", "fe_otd", "fe_utc", "fe_utd",
+    "fe_other",
 )

@@ -6,3 +6,4 @@
 ERR_BUS = 1  # the bus raised OSError (NACK, timeout)
 ERR_CRC = 2  # CRC-8 / PEC-15 mismatch
 ERR_CHIP = 3  # the chip answered, but not what was asked (subcommand echo, checksum)
+ERR_CONFIG = 4  # a setting read back from the chip differs from what was written (boot only)

@@ -5,17 +5,42 @@
 # allocates per tick.
 from bms.drivers.ntc import dc_to_raw, ratio_to_raw
 from bms.state import OUT_POS
+from bms import signals as S
 
 K_OFFSET_DK = 2732  # 0 degC in 0.1 K (273.15 K, rounded)
+
+
+# The BQ76952's Safety Status bits as fault signals (driver.safety holds
+# alert A, status A, alert B, status B, alert C, status C; bit layout: TRM
+# SLUUBY2B "Safety Status A/B/C", cross-checked with LibreSolar's
+# bq769x2_registers.h): (byte, mask, signal).
+FE_SAFETY = (
+    (1, 0x08, S.FE_COV),
+    (1, 0x04, S.FE_CUV),
+    (1, 0x10, S.FE_OCC),
+    (1, 0x60, S.FE_OCD),  # OCD1, OCD2
+    (1, 0x80, S.FE_SCD),
+    (3, 0x10, S.FE_OTC),
+    (3, 0x20, S.FE_OTD),
+    (3, 0x01, S.FE_UTC),
+    (3, 0x02, S.FE_UTD),
+    (3, 0xC4, S.FE_OTHER),  # OTF, OTINT, UTINT
+    (5, 0xF6, S.FE_OTHER),  # OCD3, SCDL, OCDL, COVL, PTO, HWDF
+)
 
 
 class Bq76952FrontEnd:
     """cell_channels: the chip's VC inputs used, in cell order (1-based);
     temps: thermistor pin names (bq76952.TEMP_NAMES) in the State's order.
-    fets: the chip's CHG/DSG FETs follow the main contactor command."""
+    fets: the chip's CHG/DSG FETs follow the main contactor command.
+    bringup: bq76952_setup.BringUp, run on the first scans until the chip
+    is configured and read back (until then no scan is fresh, so nothing
+    can close, and FE_CONFIG is raised)."""
 
-    def __init__(self, drv, cfg, cell_channels, temps, fets=False):
+    def __init__(self, drv, cfg, cell_channels, temps, fets=False, bringup=None):
         from bms.drivers.bq76952 import TEMP_NAMES
+        self.bringup = bringup
+        self.ready = bringup is None
         self.drv = drv
         self.map = bytearray(c - 1 for c in cell_channels)
         self.tidx = bytearray(TEMP_NAMES.index(t) for t in temps)
@@ -30,9 +55,23 @@ class Bq76952FrontEnd:
 
     def scan(self, st):
         d = self.drv
+        sig = st.sig
+        if not self.ready:
+            e = self.bringup.run()  # boot only: allocates
+            if e:
+                sig[S.FE_CONFIG] = 1
+                return e
+            self.ready = True
+            sig[S.FE_CONFIG] = 0
         e = d.scan()
         if e:
             return e
+        for i in range(S.FE_COV, S.FE_OTHER + 1):
+            sig[i] = 0
+        sf = d.safety
+        for byte, mask, k in FE_SAFETY:
+            if sf[byte] & mask:
+                sig[k] = 1
         mv = d.cell_mv
         raw = st.raw_cells
         m = self.map
@@ -56,6 +95,8 @@ class Bq76952FrontEnd:
         return 0
 
     def apply(self, st):
+        if not self.ready:
+            return 0  # nothing to send to a chip that is not configured yet
         bm = st.balance_mask
         m = self.map
         mask = 0

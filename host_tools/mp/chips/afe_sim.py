@@ -81,7 +81,7 @@ class AfeSimHal(SimHal):
         a = self.board["afe"]
         self.chip = None
         if afe == "bq76952":
-            self.chip = BQ76952Model(a.get("address", 8))
+            self.chip = BQ76952Model(a.get("address", 8), b.clock, a.get("shunt_uohm", 1000))
             b.i2c(a["i2c"]["id"]).attach(self.chip.addr, self.chip)
         elif afe in ("ltc6811", "ltc6813"):
             self.chip = LtcChain(b.clock, a["modules"], 12 if afe == "ltc6811" else 18)
