@@ -302,11 +302,15 @@ class BringUp:
         self.failed = what
         return e
 
+    def _probe(self):
+        # Four data bytes whose CRCs all match mean CRC mode (a plain-mode
+        # chip passes by chance with 2^-32).
+        return self.drv._read(BATTERY_STATUS, self.buf8, 4)
+
     def run(self):
         d = self.drv
-        # 1. Communication mode: four data bytes whose CRCs all match mean
-        # CRC mode (a plain-mode chip passes by chance with 2^-32).
-        e = d._read(BATTERY_STATUS, self.buf8, 4)
+        # 1. Communication mode.
+        e = self._probe()
         if e == ERR_BUS:
             return self._fail(e, "no answer at 0x%02x" % d.addr)
         self.crc = e == 0
