@@ -16,6 +16,7 @@ from bms.config import Config  # noqa: E402
 from bms.app import App  # noqa: E402
 from bms.board import build_hal, BoardError  # noqa: E402
 from bms import faults as F  # noqa: E402
+from bms import signals as S  # noqa: E402
 from bms.drivers import ERR_BUS, ERR_CRC  # noqa: E402
 from chips.bench import Bench  # noqa: E402
 from chips.bq76952 import BQ76952Model  # noqa: E402
@@ -613,6 +614,31 @@ def case_build_all():
         except Exception as e:
             res[name] = repr(e)
     OUT["boards"] = res
+
+
+def case_short_pulse():
+    """A short through the load between two scans: gone before the next
+    scan, so the firmware's SHORT_CIRCUIT row cannot see it; the BQ76952's
+    own SCD comparator (programmed at boot just beyond that row) does, and
+    its Safety Status becomes FE_SCD, which opens the contactors."""
+    rig = Rig("pico_bq76952.json", 16, 4)
+    app = App(rig.cfg, rig.hal, kernels)
+    st = app.state
+
+    def wiggle(k):
+        rig.cells([3300 + ((i + k) % 5) for i in range(16)])
+    now = run_ticks(app, rig, 40, 1000, wiggle)
+    OUT["before"] = [st.outputs, fault(st, "FE_SCD"), rig.chip.fet_status]
+    sc_10ma = rig.cfg.fault_trip[F.index("SHORT_CIRCUIT")] // 10
+    # too short for the chip's SCD delay (~195 us): nothing
+    rig.chip.pulse_current(-3 * sc_10ma, 100)
+    now = run_ticks(app, rig, 3, now, wiggle)
+    OUT["too_short"] = [st.outputs, fault(st, "FE_SCD"), rig.chip.safety[1]]
+    # 2 ms at three times the firmware's short-circuit trip, between two scans
+    rig.chip.pulse_current(-3 * sc_10ma, 2000)
+    now = run_ticks(app, rig, 3, now, wiggle)
+    OUT["after"] = [st.outputs, fault(st, "FE_SCD"), fault(st, "SHORT_CIRCUIT"), rig.chip.safety[1], rig.chip.fet_status & 4,
+                    st.sig[S.DISCHARGE_MA]]
 
 
 globals()["case_" + CASE]()

@@ -70,3 +70,16 @@ def test_chip_that_does_not_answer_is_a_fault_at_boot_and_nothing_closes():
     sig, fault, valid, _, crc, otp = out["answered"]
     assert sig == 0 and fault == 0 and valid and crc and otp == 0  # answered later: brought up, cleared
     assert "FE_CONFIG" not in out["active"]
+
+
+def test_short_between_two_scans_is_caught_by_the_chip_layer():
+    r = subprocess.run([micropython_binary(), str(ROOT / "tests" / "mp_hw_check.py"), str(FIRMWARE), str(CHIPS),
+                        str(BOARD_CONFIGS), "short_pulse"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["before"] == [5, 0, 5]  # closed, chip FETs on
+    assert out["too_short"] == [5, 0, 0]  # 100 us: shorter than the programmed SCD delay, nothing trips
+    outputs, fe_scd, short_circuit, status_a, dsg_fet, discharge_ma = out["after"]
+    assert fe_scd == 1 and status_a & 0x80 and dsg_fet == 0  # the chip's SCD, its DSG FET off
+    assert short_circuit == 0 and discharge_ma == 0  # the firmware's own scan never saw the pulse
+    assert outputs == 0  # FE_SCD opened the contactors
