@@ -641,5 +641,31 @@ def case_short_pulse():
                     st.sig[S.DISCHARGE_MA]]
 
 
+def case_ltc6811_sc():
+    """LTC6811 (12 channels): sum of cells at 20 x 100 uV; the waits cover
+    the datasheet conversion times; DCC paused during a DCP = 0 conversion."""
+    from bms.drivers.ltc681x import LTC681x
+    b = Bench()
+    chain = LtcChain(b.clock, 1, 12)
+    b.spi(0).chain = chain
+    cs = b.pin(5)
+    cs.value(1)  # idle high, as the board HAL drives it
+    cs.listener = chain.cs
+    chain.dev[0].cell_in = [33000 + 10 * i for i in range(12)]
+    d = LTC681x(b.spi(0), cs, kernels, b.clock, 1, 12)
+    OUT["waits"] = [d.conv_cell_us, d.conv_aux_us]
+    OUT["measure"] = d.measure()
+    OUT["sc_mv"] = d.sc[0] * d.sc_scale // 10  # mV
+    OUT["true_mv"] = sum(chain.dev[0].cell_in) // 10
+    d.dcc[0] = 0x005
+    d.wakeup()
+    d.write_config()
+    before = chain.balancing()[0]
+    d._send(d.c_adcvsc)
+    during = chain.balancing()[0]
+    b.clock.sleep_us(d.conv_cell_us)
+    OUT["dcc"] = [before, during, chain.balancing()[0]]
+
+
 globals()["case_" + CASE]()
 print(json.dumps(OUT))

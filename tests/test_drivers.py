@@ -150,3 +150,12 @@ def test_every_board_file_builds_its_hal():
         "pico_bq76952.json": [16, 4, "Bq76952FrontEnd", False],
         "picow_bq76952.json": [16, 4, "Bq76952FrontEnd", True],
     }, boards
+
+
+def test_ltc6811_sum_of_cells_scale_waits_and_dcp():
+    out = run("ltc6811_sc")
+    assert out["measure"] == 0
+    assert abs(out["sc_mv"] - out["true_mv"]) <= 2  # SC x 20 x 100 uV on the LTC6811 (30 is the LTC6813's)
+    cell_us, aux_us = out["waits"]
+    assert cell_us >= 2335 and aux_us >= 2335  # LTC6804/6811 datasheet Tables 5 and 7, 7 kHz mode
+    assert out["dcc"] == [0x005, 0, 0x005]  # DCP = 0: the switches pause for the conversion

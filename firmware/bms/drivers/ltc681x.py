@@ -28,15 +28,44 @@
 #   current (CELL_PD). CELL_D(n) = CELL_PU(n) - CELL_PD(n) for n = 2..N:
 #   below -400 mV, the wire C(n-1) is open. CELL_PU(1) = 0 means C0 is
 #   open, CELL_PD(N) = 0 means C(N) is open.
-# - Conversion times, 7 kHz mode (MD = 10): all cells ~2.3 ms (LTC6811) /
-#   ~3.0 ms (LTC6813), all GPIOs ~1.9 / ~3.9 ms; waits below add a margin.
+#
+# Constants and where they come from (DS6804 = LTC6804-1/-2 datasheet rev C,
+# the pin-compatible predecessor of the LTC6811, whose page tables were the
+# ones found in the index; DS6811/DS6813 = the LTC6811-1 / LTC6813-1
+# datasheets, read only in parts; MEM = from the engineer's memory, not
+# found in any indexed source: verify on a part):
+#   conversion, 7 kHz mode (MD = 10, ADCOPT = 0), all cells: 2,335 us
+#     (DS6804 Table 5, t6C); GPIO1-5 + 2nd reference (ADAX CHG = 000):
+#     2,335 us (DS6804 Table 7); status group ADSTAT: 1,563 us (Table 9).
+#     LTC6811 same (MEM: its tables repeat the LTC6804's). LTC6813: 18
+#     cells ~3.1 ms, ADAX all 9 GPIOs + reference ~4.0 ms (MEM). ADCVSC
+#     adds the sum-of-cells conversion to ADCV (MEM: ~+0.2 ms). The waits
+#     below keep >= 10 % margin over these.
+#   sum of cells: LTC6804/6811 SC x 20 x 100 uV (DS6804 "Sum of Cells
+#     Measurement": 20:1 attenuation); LTC6813 SC x 30 x 100 uV (ADI's
+#     Linduino DC2350 example prints SC*0.0001*30; DS6813 MEM).
+#   cell/GPIO codes 100 uV per LSB, registers reset to 0xFFFF at power-up
+#     and after a clear (DS6804 Table 46 "Memory Bit Descriptions").
+#   DCTO = 0: discharge timer disabled (DS6804 Table 46); then the DCC bits
+#     hold until the watchdog (t_SLEEP ~2 s, DS6804 "Watchdog and Software
+#     Discharge Timer") resets the configuration, so a host that stops
+#     writing stops the balancing.
+#   DCP = 0 in ADCV/ADCVSC/ADOW: "Discharge Not Permitted" (DS6804 Table 35
+#     "Command Bit Descriptions"): the chip pauses the DCC switches for the
+#     conversion, so no measurement window is needed.
+#   t_WAKE <= 400 us, t_READY 10 us, t_IDLE >= 4.3 ms (DS6811 electrical
+#     characteristics, MEM; the same figures in a public mbed driver).
+#   PEC-15: x^15+x^14+x^10+x^8+x^7+x^4+x^3+1 (0x4599), seed 16 (DS6804
+#     "Packet Error Code"; RDCVA's PEC 0x07C2 matches, see above).
+#   Command codes (DS6813 Table 38, MEM; RDCVA/ADCV PECs cross-checked).
 from array import array
 from micropython import const
 from bms.drivers import ERR_BUS, ERR_CRC
 
 MD_7KHZ = const(2)
 OW_DELTA = const(-4000)  # -400 mV in 100 uV counts
-SC_SCALE = const(30)
+# by channel count: (all-cells conversion us, all-GPIO conversion us, sum-of-cells factor)
+TIMING = {12: (2335, 2335, 20), 18: (3100, 4000, 30)}
 
 WRCFGA = const(0x001)
 WRCFGB = const(0x024)
@@ -52,7 +81,7 @@ class LTC681x:
     module (the lowest ones, C1..C(used))."""
 
     def __init__(self, spi, cs, kernels, clock, modules, channels=18, used=None,
-                 conv_cell_us=3600, conv_aux_us=4500, wake_us=400, ow_repeats=2):
+                 conv_cell_us=None, conv_aux_us=None, wake_us=400, ow_repeats=2):
         if channels not in (12, 18):
             raise ValueError("ltc681x: channels must be 12 (LTC6811) or 18 (LTC6813), got %r" % channels)
         self.spi = spi
@@ -62,8 +91,10 @@ class LTC681x:
         self.m = modules
         self.c = channels
         self.used = channels if used is None else used
-        self.conv_cell_us = conv_cell_us
-        self.conv_aux_us = conv_aux_us
+        t_cell, t_aux, self.sc_scale = TIMING[channels]
+        # + 15 % and the ADCVSC sum-of-cells step (~0.2 ms, MEM)
+        self.conv_cell_us = t_cell * 115 // 100 + 200 if conv_cell_us is None else conv_cell_us
+        self.conv_aux_us = t_aux * 115 // 100 if conv_aux_us is None else conv_aux_us
         self.wake_us = wake_us
         self.ow_repeats = ow_repeats
         self.n_cv = channels // 3
@@ -82,7 +113,7 @@ class LTC681x:
         self.rx = bytearray(8 * modules)
         self.cells = array("H", [0] * (modules * channels))  # 100 uV
         self.aux = array("H", [0] * (modules * 12))  # G1..G5, REF, G6..G9, -, -
-        self.sc = array("H", [0] * modules)  # sum of cells, 30 x 100 uV
+        self.sc = array("H", [0] * modules)  # sum of cells, sc_scale x 100 uV
         self.stat = array("H", [0] * (3 * modules))  # status group A codes
         self.pu = array("H", [0] * (modules * channels))
         self.pd = array("H", [0] * (modules * channels))

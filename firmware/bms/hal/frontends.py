@@ -181,7 +181,7 @@ class Ltc681xFrontEnd:
         s = 0
         for m in range(d.m):
             s += d.sc[m]
-        st.raw_pack = s * 3 // 10  # SC counts 30 x 100 uV = 3 mV; pack in 10 mV
+        st.raw_pack = s * d.sc_scale // 100  # SC counts sc_scale x 100 uV; pack in 10 mV
         return 0
 
     def feedback(self):

@@ -24,8 +24,12 @@ def pec15(data):
 T_IDLE_US = 4300
 T_SLEEP_US = 2000000
 T_WAKE_US = 300
-CONV_CELL_US = {12: 2400, 18: 3100}  # 7 kHz mode, all cells (+ SC)
-CONV_AUX_US = {12: 2000, 18: 4000}
+# 7 kHz mode, all cells (+ the ADCVSC sum step, MEM ~0.2 ms) and all GPIOs:
+# LTC6804/6811 2,335 us each (LTC6804 datasheet Tables 5 and 7); LTC6813
+# ~3.1 / ~4.0 ms (from memory, unverified). See the driver's constants.
+CONV_CELL_US = {12: 2335 + 200, 18: 3100 + 200}
+CONV_AUX_US = {12: 2335, 18: 4000}
+SC_FACTOR = {12: 20, 18: 30}  # sum of cells x factor x 100 uV (LTC6804 "Sum of Cells"; Linduino DC2350)
 CV_GROUP = {0x004: 0, 0x006: 1, 0x008: 2, 0x00A: 3, 0x009: 4, 0x00B: 5}
 AUX_GROUP = {0x00C: 0, 0x00E: 1, 0x00D: 2, 0x00F: 3}
 
@@ -84,7 +88,7 @@ class Device:
             if p < n:
                 v[p] -= s
         self.cells = [min(65535, max(0, int(round(x)))) for x in v]
-        self.stat[0] = min(65535, int(sum(self.cell_in) // 30))
+        self.stat[0] = min(65535, int(sum(self.cell_in) // SC_FACTOR[self.c]))
 
 
 class LtcChain:
@@ -226,7 +230,8 @@ class LtcChain:
             return
         self._alive(now)
         self.commands[code] = self.commands.get(code, 0) + 1
-        self.pending.append((now + t, kind, pull))
+        dcp = (code >> 4) & 1 if kind == "cells" else 1
+        self.pending.append((now + t, kind, pull, dcp))
 
     def _alive(self, now):
         self.last_cmd = now
@@ -235,7 +240,7 @@ class LtcChain:
 
     def _settle(self, now):
         keep = []
-        for done, kind, pull in self.pending:
+        for done, kind, pull, dcp in self.pending:
             if now >= done:
                 for d in self.dev:
                     if kind == "cells":
@@ -244,11 +249,15 @@ class LtcChain:
                         g = d.gpio_in
                         d.aux = [g[0], g[1], g[2], g[3], g[4], d.ref, g[5], g[6], g[7], g[8], 0, 0]
             else:
-                keep.append((done, kind, pull))
+                keep.append((done, kind, pull, dcp))
         self.pending = keep
 
     # -- plant side -----------------------------------------------------------
     def balancing(self):
         """Per module, the DCC bits in force (0 while asleep)."""
-        asleep = self.clock.ticks_us() - self.last_cmd > T_SLEEP_US
-        return [0 if asleep or not self.awake[i] else d.dcc() for i, d in enumerate(self.dev)]
+        now = self.clock.ticks_us()
+        asleep = now - self.last_cmd > T_SLEEP_US
+        # DCP = 0: the switches are paused while a cell conversion runs
+        # (LTC6804 datasheet Table 35, "Discharge Not Permitted")
+        paused = any(not dcp and now < done for done, _, _, dcp in self.pending)
+        return [0 if asleep or paused or not self.awake[i] else d.dcc() for i, d in enumerate(self.dev)]
