@@ -53,8 +53,34 @@ def smallest_heap(sc, fw_dir, lo=4096, hi=256 * 1024, step=1024):
     return hi
 
 
+def bus_time() -> list[dict]:
+    """Bus and conversion time per tick of each front end on the chip models
+    (host_tools/mp/bus_bench.py), printed as a table."""
+    from host_tools.firmware import BOARD_CONFIGS
+    r = subprocess.run([micropython_binary(), str(ROOT / "host_tools" / "mp" / "bus_bench.py"), str(FIRMWARE),
+                        str(ROOT / "host_tools" / "mp"), str(BOARD_CONFIGS)], capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    print("Front-end bus and conversion time per 100 ms tick (chip models count transactions and bytes; the virtual clock")
+    print("adds the driver's waits: conversions, wake-ups, polls, mux settling; wire time at the board file's bus clock;")
+    print("direct ADC: 2 us per RP2040 ADC sample). Steady = median over 119 ticks after the first; the max includes")
+    print("the LTC681x open-wire check (first scan, then every open_wire_every_ms); the first tick includes the")
+    print("BQ76952's bring-up from its reset state.")
+    print(f"{'front end':<62} {'cells':>5} {'bus':>8} {'bytes':>6} {'wire':>7} {'waits':>7} {'steady':>7} {'max':>7} {'first':>7}")
+    print(f"{'':<62} {'':>5} {'(kHz)':>8} {'/tick':>6} {'(ms)':>7} {'(ms)':>7} {'(ms)':>7} {'(ms)':>7} {'(ms)':>7}")
+    for x in rows:
+        bus = f"{x['bus_hz'] // 1000}" if x["bus_hz"] else "ADC"
+        print(f"{x['label']:<62} {x['cells']:>5} {bus:>8} {x['median_bytes']:>6} {x['median_bus_us'] / 1000:>7.2f} "
+              f"{x['median_wait_us'] / 1000:>7.2f} {x['median_total_us'] / 1000:>7.2f} {x['max_total_us'] / 1000:>7.2f} "
+              f"{x['first_us'] / 1000:>7.2f}")
+    print()
+    return rows
+
+
 def main(quick: bool = False) -> int:
     counts = (16, 96) if quick else CELL_COUNTS
+    bus_time()
     print("Firmware tick on the MicroPython unix port (x86_64; a board is slower: compare ratios, not microseconds)")
     print("full tick = SimHal read + measure .. contactor + SimHal write, frames replayed from memory, 1000 ticks after warm-up\n")
     print(f"{'cells':>5} {'viper median':>13} {'twins median':>13} {'twins/viper':>11} {'alloc B/tick':>12} {'alloc B/tick':>12} {'firmware heap':>13} {'peak heap':>10}")

@@ -72,8 +72,10 @@ class AdcModel:
         self.vref = vref_uv
         self.uv = 0
         self.source = None
+        self.reads = 0
 
     def read_u16(self):
+        self.reads += 1
         uv = self.source() if self.source is not None else self.uv
         raw = uv * 4096 // self.vref
         raw = 0 if raw < 0 else (4095 if raw > 4095 else raw)
@@ -107,6 +109,8 @@ class I2CModel:
         self.timeout = OSError(110)
         self.nack = OSError(19)
         self.transactions = 0
+        self.reads = 0  # transactions with a repeated start (register read)
+        self.bytes = 0  # data bytes (CRC bytes included), register byte not included
 
     def attach(self, addr, dev):
         self.devices[addr] = dev
@@ -122,20 +126,33 @@ class I2CModel:
         return d
 
     def readfrom_mem_into(self, addr, mem, buf):
+        self.reads += 1
+        self.bytes += len(buf)
         self._dev(addr).read(mem, buf)
 
     def writeto_mem(self, addr, mem, buf):
+        self.bytes += len(buf)
         self._dev(addr).write(mem, buf)
+
+    def bus_us(self, freq, transactions, reads, nbytes):
+        """Time on the wire at freq: 9 bit times per byte (ACK included);
+        each transaction START + address + register + STOP (~3 bytes), a
+        read adds a repeated START and the address again (~1 byte)."""
+        bits = 9 * (nbytes + 3 * transactions + reads) + 2 * transactions
+        return bits * 1000000 // freq
 
 
 class SPIModel:
     def __init__(self):
         self.chain = None
+        self.bytes = 0
 
     def write(self, buf):
+        self.bytes += len(buf)
         self.chain.mosi(buf)
 
     def readinto(self, buf, write=0):
+        self.bytes += len(buf)
         self.chain.miso(buf)
 
 
