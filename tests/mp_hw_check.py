@@ -622,6 +622,8 @@ def case_short_pulse():
     own SCD comparator (programmed at boot just beyond that row) does, and
     its Safety Status becomes FE_SCD, which opens the contactors."""
     rig = Rig("pico_bq76952.json", 16, 4)
+    for n in ("fb_neg", "fb_pre", "fb_pos"):
+        rig.set_input(n, 0)  # auxiliary contacts open (the contactors are, at boot)
     app = App(rig.cfg, rig.hal, kernels)
     st = app.state
 

@@ -96,6 +96,7 @@ INT_KEYS = {
     "grid_reserve_cpct": (0, 10000, "owner's reserve: grid events never go below this SOC"),
     "grid_vfloor_ms": (0, 60000, "an event ends once the lowest cell has been at the reserve's OCV for"),
     "grid_vfloor_rearm_mv": (0, 500, "after that, no event until the lowest cell is this far above it again"),
+    "close_hold_ms": (0, 60000, "at boot, after the first valid scan and the pending fault trips, the contactors wait this much longer"),
     "grid_max_power_w": (1, 100000, "largest grid-event power accepted"),
     "grid_max_duration_s": (1, 86400, "longest grid event accepted"),
     "grid_margin_pm": (0, 1000, "reserve margin per SOC span counted since the last synchronisation"),
@@ -210,6 +211,10 @@ DEFAULTS = {
     "cell_accuracy_mv": 10,
     "grid_vfloor_ms": 5000,
     "grid_vfloor_rearm_mv": 30,
+    # At boot the contactors wait for the first complete, valid scan, then
+    # while any fault row is still debouncing (bms/contactor.py), then this
+    # much longer (an extra margin for a slow sensor; none by default).
+    "close_hold_ms": 0,
 }
 
 

@@ -24,11 +24,28 @@ class Contactor:
         self.tries = 0
         self.request = cfg.auto_close
         self.need_enable = cfg.enable_input
+        # Boot: until the first close, wait close_hold_ms after the first
+        # valid scan (summed from the measure stage's dt, which copes with
+        # the clock's wrap) and while any fault row is still debouncing, so
+        # every fault present at power-up is reported before anything closes.
+        self.hold_left_ms = cfg.close_hold_ms
+        self.seen_scan = False
+        self.booting = True
 
     def _go(self, st, state, now_ms):
         st.contactor_state = state
         self.since = now_ms
         st.event(now_ms, EV_CONTACTOR, state, 0)
+
+    def _boot_hold(self, st):
+        if self.hold_left_ms > 0:
+            return True
+        acc = st.fault_acc_ms
+        act = st.fault_active
+        for i in range(len(act)):
+            if acc[i] and not act[i]:
+                return True  # a trip is pending: let it finish first
+        return False
 
     def tick(self, st, now_ms):
         s = st.contactor_state
@@ -40,8 +57,12 @@ class Contactor:
             st.outputs = 0
             return
         elapsed = time.ticks_diff(now_ms, self.since)
+        if self.hold_left_ms > 0 and st.valid_scans > 0:
+            if self.seen_scan:
+                self.hold_left_ms -= st.dt_ms
+            self.seen_scan = True
         if s == OPEN:
-            if st.valid_scans > 0 and (self.tries == 0 or elapsed >= self.retry_ms):
+            if st.valid_scans > 0 and (self.tries == 0 or elapsed >= self.retry_ms) and not (self.booting and self._boot_hold(st)):
                 self.tries += 1
                 self._go(st, PRECHARGE, now_ms)
         elif s == PRECHARGE:
@@ -56,6 +77,7 @@ class Contactor:
         elif s == CLOSING:
             self._go(st, CLOSED, now_ms)
             self.tries = 0
+            self.booting = False
         s = st.contactor_state
         if s == PRECHARGE:
             st.outputs = OUT_NEG | OUT_PRE
