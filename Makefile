@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut afe soak clean distclean
+.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean
 
 setup: $(STAMP)
 
@@ -64,6 +64,13 @@ soak: setup
 	$(BIN)/bmsctl sim scenarios/soc_week.toml --plot $(OUT)/soc_week.png
 	$(BIN)/bmsctl sim scenarios/soc_week_sigma.toml
 	$(BIN)/bmsctl sim scenarios/soc_week.toml --tick "100 ms" --plot $(OUT)/soc_week_100ms.png
+
+# 1,000 boots of the board runner on the chip and pin models (random chip
+# states, faults at power-up, reset causes, state records); `make test`
+# runs 50 (tests/test_boots.py).
+boots: setup
+	@mkdir -p $(OUT)
+	"$(MICROPYTHON)" host_tools/mp/boots.py firmware host_tools/mp board_configs $(OUT)/boots 1000 1 | tail -1 | $(BIN)/python -m json.tool
 
 clean:
 	rm -rf $(OUT) .pytest_cache build
