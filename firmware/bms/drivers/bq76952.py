@@ -7,7 +7,8 @@
 # marked points on a real part before the first power-up.
 #
 # - TRM "I2C Communications Subsystem": 7-bit address 0x08 (8-bit 0x10 /
-#   0x11). With CRC enabled every data byte is followed by a CRC-8
+#   0x11), no CRC from the factory: bq76952_setup.py switches CRC on at
+#   every boot, and everything below assumes it. With CRC enabled every data byte is followed by a CRC-8
 #   (x^8 + x^2 + x + 1, init 0). For the first byte of a read the CRC covers
 #   address+W, the command, address+R and the byte; for the first byte of a
 #   write address+W, the command and the byte; every further byte's CRC
