@@ -18,7 +18,8 @@
 #      "Serial Communications Interface": "default I2C mode"); a chip that
 #      stayed powered through an MCU reset is already in CRC mode;
 #   2. SET_CFGUPDATE 0x0090 (SDG Table 3-2), wait for Battery Status()
-#      [CFGUPDATE] (bit 0, UNVERIFIED bit position);
+#      [CFGUPDATE] (bit 0: the family's Battery Status layout, BQ769142 TRM
+#      SLUUCF2C, same register);
 #   3. each setting: data-memory address to 0x3E/0x3F, data to 0x40..,
 #      then 0x60 = ~(address bytes + data) & 0xFF and 0x61 = len + 4
 #      (TRM "Data Memory Access", the worked example with Cell 1 Gain);
@@ -87,20 +88,25 @@ PIN_UNUSED = 0x00
 DA_10MA_CV = 0x06
 # FET Options: SFET (0) | HOST_FET_EN (2) | FET_CTRL_EN (3) | FET_INIT_OFF
 # (5): the chip drives its FETs itself on its protections, the host may
-# turn them off, and they start off (TRM Settings:FET:FET Options; bit
-# names UNVERIFIED, default 0x0D).
+# turn them off, and they start off until the host allows them (TRM
+# Settings:FET:FET Options, default 0x0D; bits as in SLUUBY1B).
 FET_OPTIONS_VALUE = 0x2D
 # Manufacturing Status Init FET_EN (bit 4): normal (autonomous) FET
-# control instead of FET test mode (TRM Settings:Manufacturing; UNVERIFIED).
+# control instead of FET test mode (TRM Manufacturing Status bits,
+# SLUUBY2B: OTPW_EN 7, PF_EN 6, PDSG_TEST 5, FET_EN 4).
 MFG_FET_EN = 0x0010
 # Enabled Protections A: SCD (7) | OCD1 (5) | OCC (4) | COV (3) | CUV (2),
-# the bit layout of Safety Status A (TRM Safety Status A; LS struct).
+# the bit layout of Safety Status A (LS struct; default 0x88 = SCD | COV,
+# SDG 3.1).
 PROT_A = 0xBC
-# Enabled Protections B: OTD (5) | OTC (4) | UTD (1) | UTC (0).
+# Enabled Protections B: OTD (5) | OTC (4) | UTD (1) | UTC (0) (SLUUBY1B
+# Settings:Protection:Enabled Protections B, default 0x00).
 PROT_B = 0x33
-CHG_FET_A = 0x98  # SCD | COV | OCC open CHG (TRM default, UNVERIFIED)
-DSG_FET_A = 0xA4  # SCD | OCD1 | CUV open DSG
-CHG_FET_B = 0x11  # OTC | UTC
+# CHG FET Protections A: SCD | OCC | COV, the default 0x98: "for the CHG FET
+# turnoff action to occur immediately ... only 0x98 or 0x18" (SLUUBY1B).
+CHG_FET_A = 0x98
+DSG_FET_A = 0xE4  # SCD | OCD2 | OCD1 | CUV open DSG (the default, from memory: UNVERIFIED)
+CHG_FET_B = 0x11  # OTC | UTC (bit layout: SLUUCG7 CHG FET Protections B)
 DSG_FET_B = 0x22  # OTD | UTD
 # SCD thresholds by code, mV of sense voltage (LS SCD_threshold_setting).
 SCD_MV = (10, 20, 40, 60, 80, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500)
