@@ -25,12 +25,15 @@ KINDS = {
     "precharge_resistor_open": "the precharge resistor is open: the bus never charges",
     "internal_error": "an exception is raised inside one firmware tick (sim HAL test hook)",
     "watchdog_reset": "the firmware boots after a watchdog reset",
+    "short_pulse": "a short through the load shorter than one scan (2 ms at 3x the SHORT_CIRCUIT trip): gone before the next "
+                   "scan, so only a front end's own comparator sees it (BQ76952 SCD, through --afe bq76952; nothing else can)",
 }
 CELL_KINDS = ("cell_internal_short", "open_sense_wire", "stuck_adc")
 SENSOR_KINDS = ("thermistor_open", "thermistor_short")
 
 FLAG_NO_DATA = 1
 FLAG_RAISE = 2
+FLAG_SHORT_PULSE = 8  # one tick: the chip model sees a short between two scans (host_tools/mp/chips/afe_sim.py)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Injectors:
         self.charger_no_stop = False
         self.no_data = False
         self.raise_once = False
+        self.pulse_once = False
         self.leak_t0: float | None = None
         self.leak_s = 120.0
         self.load_ignores_limits = False
@@ -81,6 +85,8 @@ class Injectors:
             pack.precharge_open = True
         elif k == "internal_error":
             self.raise_once = True
+        elif k == "short_pulse":
+            self.pulse_once = True
         return a
 
     def physics(self, t: float, pack):
@@ -116,4 +122,7 @@ class Injectors:
         if self.raise_once:
             f |= FLAG_RAISE
             self.raise_once = False
+        if self.pulse_once:
+            f |= FLAG_SHORT_PULSE
+            self.pulse_once = False
         return f

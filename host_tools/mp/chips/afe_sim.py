@@ -74,6 +74,7 @@ class AfeSimHal(SimHal):
         with open(board_path) as f:
             board = json.load(f)
         self.afe = afe
+        self.cfg = cfg
         self.board = adapt(board, afe, cfg)
         self.tick_ms = cfg.tick_ms
         self.sh = State(cfg.cells, cfg.temps)
@@ -180,6 +181,11 @@ class AfeSimHal(SimHal):
             st.clear_req = 1
             sh.clear_req = 0
         self._feed(sh, self.rx[3] & 1)
+        if self.rx[3] & 8 and self.afe == "bq76952":
+            # short_pulse: 2 ms at 3x the firmware's SHORT_CIRCUIT trip,
+            # between the last scan and this one
+            from bms import faults as F
+            self.chip.pulse_current(-3 * self.cfg.fault_trip[F.index("SHORT_CIRCUIT")] // 10, 2000)
         self.hw.read(st)
 
     def _truth(self):
