@@ -45,7 +45,11 @@ PLAN = {
     "precharge_resistor_open": ("PRECHARGE_FAILED", ("idle",), 30),
     "internal_error": ("INTERNAL_ERROR", STATES, 10),
     "watchdog_reset": ("WATCHDOG_RESET", ("idle",), 5),
+    # a short between two scans: only the front end's own layer sees it
+    "short_pulse": ("FE_SCD", STATES, 5),
 }
+# injectors that need a front end's chip model instead of the sim HAL
+AFE = {"short_pulse": "bq76952"}
 CELLS = 16
 TEMPS = 4
 # Faults that develop physically: their reaction is measured from the start
@@ -267,7 +271,7 @@ def run_job(job: Job) -> Outcome:
                            " ".join(f"{n}@{t:.1f}" for t, n in trips), "warnings: " + " ".join(warns))
         fault = PLAN[job.kind][0]
         sc = fault_scenario(job)
-        res = Simulation(sc, stop_on_fault=fault, linger_s=1.0, cpu=cpu).run()
+        res = Simulation(sc, stop_on_fault=fault, linger_s=1.0, cpu=cpu, afe=AFE.get(job.kind)).run()
     except (FirmwareError, S.ScenarioError, OSError) as e:
         return Outcome(job.run, job.kind, job.state, job.location, job.seed, PLAN.get(job.kind, ("",))[0],
                        job.t_inject, None, None, None, None, "error", None, 0, "", str(e)[:300])
