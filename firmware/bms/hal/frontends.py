@@ -62,6 +62,7 @@ class Bq76952FrontEnd:
                 sig[S.FE_CONFIG] = 1
                 return e
             self.ready = True
+            self.bringup = None  # its table is boot-only: give the RAM back
             sig[S.FE_CONFIG] = 0
         e = d.scan()
         if e:
