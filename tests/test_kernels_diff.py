@@ -160,7 +160,8 @@ def fault_table(draw):
         rec = trip + draw(st.integers(-1000, 1000))
         rows += [draw(st.integers(0, nsig - 1)), draw(st.integers(0, 1)), trip, rec,
                  draw(st.integers(0, 5000)), draw(st.integers(0, 5000)), draw(st.integers(0, 1)),
-                 draw(st.integers(0, 1)), draw(st.integers(0, 1)), draw(st.integers(0, 63))]
+                 draw(st.integers(0, 1)), draw(st.integers(0, 1)), draw(st.integers(0, 63)),
+                 draw(st.integers(0, 0) | st.integers(1, 1000))]  # leak: plain debounce or a leaky bucket
     acc = draw(st.lists(st.integers(0, 6000), min_size=n, max_size=n))
     active = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     gone = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
