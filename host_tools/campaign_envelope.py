@@ -7,8 +7,9 @@ discharge, household days, grid events, balancing at the top.
 
 A fault or critical row raised is a false trip unless the plant's true
 value is beyond that row's trip (a charge blocked below 0 degC is the
-protection working, not a false trip): temperature rows are judged on the
-plant's true cell temperatures at the moment they are raised. Warnings are
+protection working, not a false trip): temperature and cell-voltage rows
+are judged on the plant's true cell temperatures and voltages at the
+moment they are raised (within 1 K or 10 mV: the sensors' error). Warnings are
 counted per row, separately.
 """
 from __future__ import annotations
@@ -27,7 +28,12 @@ PROFILES = ("rest", "cycle", "household", "grid", "balancing")
 TICKS_PER_RUN = 6000  # a run's length in ticks (60 s at 10 ms, 100 min at 1 s)
 DAY_AT_S = 1000  # household at this tick and slower: a whole day
 CV = {"LFP": (3.5, 3.45), "NMC": (4.1, 4.05)}  # charge CV, household CV per cell (V)
-TEMP_ROWS = ("OT_WARN", "OT_CHG", "OT_DSG", "OT_CRIT", "UT_CHG", "UT_DSG")
+# rows on a true plant value (the hottest/coldest cell in 0.1 degC, the
+# highest/lowest cell in mV) and the allowance for the sensors' error
+TRUE_ROWS = {"OT_WARN": ("tmax", 10, 10), "OT_CHG": ("tmax", 10, 10), "OT_DSG": ("tmax", 10, 10),
+             "OT_CRIT": ("tmax", 10, 10), "UT_CHG": ("tmin", 10, 10), "UT_DSG": ("tmin", 10, 10),
+             "CELL_OV": ("vmax", 1000, 10), "CELL_OV_CRIT": ("vmax", 1000, 10),
+             "CELL_UV": ("vmin", 1000, 10), "CELL_UV_CRIT": ("vmin", 1000, 10)}
 
 
 @dataclass
@@ -121,11 +127,12 @@ def run_one(job: EnvJob, cpu: int | None = None) -> EnvOutcome:
         if sev[n] == 1:
             warns.add(n)
             continue
-        if n in TEMP_ROWS:
+        if n in TRUE_ROWS:
             i = h["faults"].index(n)
             k = min(int(round(t / (job.tick_ms / 1000))), len(res.t) - 1)
-            trip_c = h["trip"][i] / 10
-            beyond = res.tmax[k] >= trip_c - 1.0 if h["above"][i] else res.tmin[k] <= trip_c + 1.0
+            series, scale, allow = TRUE_ROWS[n]
+            v = getattr(res, series)[k] * scale
+            beyond = v >= h["trip"][i] - allow if h["above"][i] else v <= h["trip"][i] + allow
             if beyond:
                 true.append(f"{n}@{t:.0f}")
                 continue

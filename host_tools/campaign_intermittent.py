@@ -114,12 +114,15 @@ def scenario(job: IJob) -> S.Scenario:
     hot = job.case == "flow_missing"  # the pump must run
     raw = C._base(job.seed, job.state, hot)
     if job.state == "balancing":
-        # C._base parks the balancing pack at 99 %: its top cell then sits
-        # on the top knee at ~3.54 V, at CELL_OV_WARN (3.55 V) with the
-        # noise, before anything is injected (the previous attempt's
-        # "CELL_OV in balancing" was that pack, not the injection). At
-        # 98.5 % the cells sit ~40 mV apart above the 3.4 V balance floor.
-        raw["pack"]["initial_soc"] = "98.5 %"
+        # C._base parks the balancing pack at 99 % with a 0.4 % Gaussian
+        # spread: its top cell (2-3 sigma) starts at 99.5-99.7 %, where the
+        # LFP table climbs ~105 mV per % (3337 mV at 97.5 %, 3600 at 100 %),
+        # i.e. at the CELL_OV_WARN trip (3550 mV) and near CELL_OV (3600)
+        # on the cell's true voltage, before anything is injected. Here the
+        # cells are spread evenly over 97.9..98.7 % instead: 3380..3460 mV,
+        # above the 3.4 V balance floor, below every over-voltage row.
+        raw["pack"]["initial_soc"] = "98.3 %"
+        raw["pack"]["initial_soc_range"] = "0.8 %"
     raw["tick"] = f"{job.tick_ms} ms"
     raw["profile"] = C._profile(job.state, job.t_inject + RUN_AFTER_S + 30) + [{"step": "rest", "duration": "5 s"}]
     raw["fault"] = [_fault(job)]
