@@ -69,6 +69,7 @@ class IOutcome:
     t_expect: float | None
     t_detect: float | None
     detail: str
+    balancing: int = 0  # cells bleeding just before the injection
 
 
 def plan(repeats: int, seed: int = 3) -> list[IJob]:
@@ -165,6 +166,14 @@ def run_one(job: IJob, cpu: int | None = None) -> IOutcome:
         res = Simulation(sc, stop_on_fault=stop, linger_s=3.0, cpu=cpu).run()
     except (FirmwareError, S.ScenarioError, OSError) as e:
         return IOutcome(job, how, "error", None, None, str(e)[:300])
+    out = _judge(job, how, rows, sc, res, t_end)
+    # the tick before the injection (a dropped scan pauses the bleeding for its tick)
+    k = min(int(round(job.t_inject / sc.tick_s)) - 1, len(res.balancing) - 1)
+    out.balancing = int(res.balancing[k]) if len(res.balancing) else 0
+    return out
+
+
+def _judge(job: IJob, how: str, rows, sc, res, t_end) -> IOutcome:
     hello = res.hello
     sev = dict(zip(hello["faults"], hello["severity"]))
     raised = [(t, n) for t, n in res.faults_raised() if t >= job.t_inject - 1e-9]
@@ -232,6 +241,9 @@ def table(outs: list[IOutcome]) -> str:
     lines.append(f"intermittent injections: {n}, as documented {sum(o.result == 'as-documented' for o in outs)}, "
                  f"missed {sum(o.result == 'missed' for o in outs)}, differing {sum(o.result == 'differs' for o in outs)}, "
                  f"errors {sum(o.result == 'error' for o in outs)}")
+    bal = [o for o in outs if o.job.state == "balancing"]
+    if bal:
+        lines.append(f"balancing-state runs with cells bleeding at the injection: {sum(o.balancing > 0 for o in bal)} of {len(bal)}")
     for o in [o for o in outs if o.result != "as-documented"][:8]:
         j = o.job
         lines.append(f"  run {j.run}: {j.case} {j.state} loc {j.location} variant {j.variant} tick {j.tick_ms} ms: "
