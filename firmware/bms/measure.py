@@ -39,39 +39,6 @@ class Measure:
         # a measurement window comes every balance_bleed_ms: never hold longer
         self.hold_max_ms = cfg.balance_bleed_ms + 2 * cfg.tick_ms
 
-    def _valid_minmax(self, st, sig, n, bad):
-        # A channel outside cell_valid_mv is an open sense wire or a dead
-        # channel (VOLTAGE_CHANNEL), not a cell voltage: keep it out of the
-        # min/max, as open thermistors are kept out of the temperatures, so
-        # that an intermittent open wire is not also an over- or
-        # under-voltage. (The sum stays: across an open wire the two
-        # channels still add up to both cells.) With no valid channel the
-        # last min/max stand.
-        if bad >= n:
-            return
-        mv = st.cell_mv
-        lo_ok = self.cell_lo
-        hi_ok = self.cell_hi
-        lo = 65535
-        hi = 0
-        ilo = 0
-        ihi = 0
-        for i in range(n):
-            v = mv[i]
-            if v < lo_ok or v > hi_ok:
-                continue
-            if v < lo:
-                lo = v
-                ilo = i
-            if v > hi:
-                hi = v
-                ihi = i
-        sig[S.CELL_MIN_MV] = lo
-        sig[S.CELL_MAX_MV] = hi
-        sig[S.CELL_MIN_IDX] = ilo
-        sig[S.CELL_MAX_IDX] = ihi
-        sig[S.CELL_SPREAD_MV] = hi - lo
-
     def tick(self, st, now_ms):
         if self.started:
             dt = time.ticks_diff(now_ms, self.last_ms)
@@ -109,10 +76,10 @@ class Measure:
             sig[S.CELL_MAX_IDX] = mm[3]
             sig[S.CELL_SUM_MV] = total
             sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
-            bad = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
-            sig[S.BAD_CELL_CH] = bad
-            if bad:
-                self._valid_minmax(st, sig, n, bad)
+            # An out-of-range channel (open wire, dead channel) stays in the
+            # min/max: a reading above the over-voltage trip blocks charging
+            # at once, whatever VOLTAGE_CHANNEL later makes of it.
+            sig[S.BAD_CELL_CH] = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
             self.held_ms = 0
         # A bled cell's reading is off but still moves with the noise: a
         # stuck channel shows in every scan.

@@ -77,9 +77,8 @@ def build_frames(size):
         base_mv = 3300 + phase * 270 // (FRAMES // 2)  # peak 3606 mV: CELL_OV, not CRIT
         p = o + HDR
         # a sense wire that opens for two scans, twice (cell 1 reads 0 V,
-        # cell 2 the sum of both): the out-of-range path of measure and the
-        # leaky bucket of VOLTAGE_CHANNEL, which fills and drains again
-        # without tripping
+        # cell 2 the sum of both): the leaky bucket of VOLTAGE_CHANNEL
+        # fills and drains again without tripping
         loose = N >= 3 and f in (150, 151, 350, 351)
         for i in range(N):
             raw = (base_mv + (i % 7) * 6) * 10
