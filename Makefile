@@ -41,10 +41,11 @@ test: setup
 bench: setup
 	$(BIN)/bmsctl bench
 
-# The full fault-injection campaign (>= 2,000 injections, 50 nominal runs);
-# `make test` runs a short one.
+# The full fault-injection campaign (>= 2,000 injections, 50 nominal runs),
+# then 540 estimate-error runs, 537 intermittent injections and 224 nominal
+# runs over the envelope; `make test` runs a short one of each.
 campaign: setup
-	$(BIN)/bmsctl campaign --repeats 9 --nominal 50 --csv $(OUT)/campaign.csv
+	$(BIN)/bmsctl campaign --repeats 9 --nominal 50 --estimate 540 --intermittent 3 --envelope 224 --csv $(OUT)/campaign.csv
 
 # 10,000 power cuts on littlefs; `make test` runs 1,500.
 powercut: setup

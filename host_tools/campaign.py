@@ -225,6 +225,7 @@ def reference_time(job: Job, res, hello, t_det):
         # firmware computes it (pulses over the window, duty of the tick before)
         # integer arithmetic exactly as firmware/bms/measure.py and diagnose.py
         w = st["flow_window_ms"] // int(TICK_S * 1000)
+        spinup = st["flow_spinup_ms"] + st["flow_window_ms"]  # diagnose.py: spin-up, then a whole window
         pulses = res.flow_pulses.astype(np.int64) & 0xFFFF
         duty_pm = np.rint(res.duty * 1000).astype(np.int64)
         meas = np.zeros(len(pulses))
@@ -232,11 +233,11 @@ def reference_time(job: Job, res, hello, t_det):
         for j in range(1, len(pulses)):
             d = int(duty_pm[j - 1])
             if d >= st["pump_min_duty_pm"]:
-                if run_ms < st["flow_spinup_ms"]:
+                if run_ms < spinup:
                     run_ms += int(TICK_S * 1000)
             else:
                 run_ms = 0
-            if j >= w and d >= st["pump_min_duty_pm"] and run_ms >= st["flow_spinup_ms"]:
+            if j >= w and d >= st["pump_min_duty_pm"] and run_ms >= spinup:
                 hz = ((int(pulses[j]) - int(pulses[j - w])) & 0xFFFF) * 1000 // (w * int(TICK_S * 1000))
                 expect = st["flow_hz_full"] * d // 1000
                 deficit = 1000 - (hz * 1000 // expect if expect > 0 else 1000)
@@ -358,20 +359,60 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def main(repeats: int, nominal: int, csv_path: Path, jobs_n: int | None = None, seed: int = 1) -> int:
+# the further dimensions (issue 13): module -> what its runs are
+DIMENSIONS = {"estimate": "estimate error x operating state x grid event",
+              "intermittent": "intermittent faults against the README's fault table",
+              "envelope": "nominal runs over ticks, ambients, chemistries and profiles"}
+
+
+def _dim_job(item):
+    name, job = item
+    import importlib
+    mod = importlib.import_module(f"host_tools.campaign_{name}")
+    cpu = (mp.current_process()._identity or (0,))[0]
+    return mod.run_one(job, cpu)
+
+
+def _pool(fn, jobs, workers: int, label: str) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    jobs = plan_jobs(repeats, nominal, seed)
-    workers = jobs_n or mp.cpu_count()
-    outcomes: list[Outcome] = []
-    t0 = time.perf_counter()
-    with Progress(TextColumn("campaign"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+    out = []
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   transient=False) as prog:
         task = prog.add_task("runs", total=len(jobs))
         with mp.Pool(workers) as pool:
-            for o in pool.imap_unordered(run_job, jobs, chunksize=1):
-                outcomes.append(o)
+            for o in pool.imap_unordered(fn, jobs, chunksize=1):
+                out.append(o)
                 prog.advance(task)
+    return out
+
+
+def run_dimension(name: str, count: int, workers: int) -> int:
+    """Plans, runs and prints one further dimension; returns its bad runs."""
+    import importlib
+    mod = importlib.import_module(f"host_tools.campaign_{name}")
+    jobs = mod.plan(count)
+    t0 = time.perf_counter()
+    outs = _pool(_dim_job, [(name, j) for j in jobs], workers, name)
+    outs.sort(key=lambda o: o.job.run)
+    print(f"== {name}: {DIMENSIONS[name]}")
+    print(mod.table(outs))
+    print(f"{len(jobs)} {name} runs on {workers} workers in {time.perf_counter() - t0:.0f} s")
+    return len(mod.bad(outs))
+
+
+def main(repeats: int, nominal: int, csv_path: Path, jobs_n: int | None = None, seed: int = 1,
+         estimate: int = 0, intermittent: int = 0, envelope: int = 0) -> int:
+    workers = jobs_n or mp.cpu_count()
+    nbad = 0
+    for name, count in (("estimate", estimate), ("intermittent", intermittent), ("envelope", envelope)):
+        if count:
+            nbad += run_dimension(name, count, workers)
+    if not repeats and not nominal:
+        return 1 if nbad else 0
+    jobs = plan_jobs(repeats, nominal, seed)
+    t0 = time.perf_counter()
+    outcomes: list[Outcome] = _pool(run_job, jobs, workers, "campaign")
     wall = time.perf_counter() - t0
     outcomes.sort(key=lambda o: o.run)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -389,4 +430,4 @@ def main(repeats: int, nominal: int, csv_path: Path, jobs_n: int | None = None, 
     for o in bad[:10]:
         print(f"  run {o.run}: {o.kind} {o.state} loc {o.location} seed {o.seed}: {o.result} {o.detail} "
               f"(reaction {o.reaction_ms} ms, allowed {o.allowed_ms} ms, also {o.other_faults})")
-    return 1 if bad else 0
+    return 1 if bad or nbad else 0

@@ -57,7 +57,8 @@ def cmd_bench(args) -> int:
 def cmd_campaign(args) -> int:
     from host_tools import campaign
 
-    return campaign.main(args.repeats, args.nominal, Path(args.csv), args.jobs, args.seed)
+    return campaign.main(args.repeats, args.nominal, Path(args.csv), args.jobs, args.seed,
+                         args.estimate, args.intermittent, args.envelope)
 
 
 def cmd_log(args) -> int:
@@ -182,6 +183,9 @@ def main(argv=None) -> int:
     p.add_argument("--csv", default="out/campaign.csv", help="write every run here")
     p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the number of cores)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--estimate", type=int, default=0, help="estimate-error runs (wrong saved SOC/capacity, current sensor error, grid event)")
+    p.add_argument("--intermittent", type=int, default=0, help="times the intermittent-fault matrix runs (179 injections each)")
+    p.add_argument("--envelope", type=int, default=0, help="nominal runs over ticks, ambients, chemistries and profiles")
     p.set_defaults(func=cmd_campaign)
     p = sub.add_parser("log", help="decode the firmware's event log to CSV")
     p.add_argument("--dir", help="a directory holding the firmware's files (log/*.seg)")

@@ -131,6 +131,17 @@ class Sensors:
     cell_noise_v: float
     temp_noise_k: float
     current_noise_a: float
+    current_offset_a: float = 0.0  # the current sensor reads this much high (+ = charge)
+    current_gain_error: float = 0.0  # ... and this share high
+
+
+@dataclass
+class Estimate:
+    """The firmware's starting belief, off from the plant's truth: the SOC
+    and capacity in its state record (the capacity also in its
+    configuration, as if set up for and learned on another pack)."""
+    soc_error: float = 0.0  # saved SOC - true SOC (fraction, +-0.4)
+    capacity_error: float = 0.0  # saved capacity / true capacity - 1 (+-0.3)
 
 
 @dataclass
@@ -167,6 +178,12 @@ class Fault:
     sensor: int = 0
     value_ohm: float = 0.0
     duration_s: float = 0.0
+    # intermittent pattern (injectors.present): on for on_s every period_s,
+    # count times (0: without end); 0 period: present throughout
+    on_s: float = 0.0
+    period_s: float = 0.0
+    count: int = 0
+    missing: float = 0.0  # flow_meter_missing: share of the pulses lost
 
 
 @dataclass
@@ -209,6 +226,7 @@ class Scenario:
     expects: list[Expect] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     firmware_soc: float | None = None  # SOC in the firmware's state record at boot (None: no record)
+    estimate: Estimate = field(default_factory=Estimate)
 
     @property
     def duration_limit_s(self) -> float:
@@ -277,8 +295,19 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         cell_noise_v=s.quantity("cell_noise", "voltage", "1 mV", 0, 0.1),
         temp_noise_k=s.quantity("temp_noise", "temperature_delta", "0.1 K", 0, 5),
         current_noise_a=s.quantity("current_noise", "current", "0.05 A", 0, 100),
+        current_offset_a=s.quantity("current_offset", "current", "0 A", -10, 10),
+        current_gain_error=s.quantity("current_gain_error", "fraction", "0 %", -0.1, 0.1),
     )
     s.done()
+
+    es = _Section("estimate", top.table("estimate"))
+    estimate = Estimate(soc_error=es.quantity("soc_error", "fraction", "0 %", -0.4, 0.4),
+                        capacity_error=es.quantity("capacity_error", "fraction", "0 %", -0.3, 0.3))
+    es.done()
+    if estimate.soc_error or estimate.capacity_error:
+        if firmware_soc is not None:
+            raise ScenarioError("estimate: give either firmware_soc or [estimate], not both")
+        firmware_soc = min(1.0, max(0.0, pack.initial_soc + estimate.soc_error))
 
     t = _Section("thermal", top.table("thermal"))
     amb = t.quantity("ambient", "temperature", None, -40, 70)
@@ -288,6 +317,8 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
     t.done()
 
     firmware = top.table("firmware")
+    if estimate.capacity_error and "capacity_mah" in firmware:
+        raise ScenarioError("estimate.capacity_error: the firmware's capacity comes from it; drop firmware.capacity_mah")
     for k, v in firmware.items():
         if isinstance(v, float):
             raise ScenarioError(f"firmware.{k}: firmware settings are integers with the unit in the name, got {v!r}")
@@ -339,6 +370,9 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
             f.value_ohm = fs.quantity("resistance", "resistance", None, 1e-4, 100)
         if f.kind == "coolant_leak" and fs.has("duration"):
             f.duration_s = fs.quantity("duration", "time", None, 1, 30 * 86400)
+        if f.kind == "flow_meter_missing":
+            f.missing = fs.quantity("missing", "fraction", None, 0.01, 1)
+        _pattern(fs, f, f"fault[{i}]")
         fs.done()
         faults.append(f)
 
@@ -412,7 +446,30 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         expects.append(e)
     top.done()
     return Scenario(path, name, description, seed, tick_s, clock_start_ms, pack, sensors, thermal,
-                    dict(firmware), profile, faults, expects, actions, firmware_soc)
+                    dict(firmware), profile, faults, expects, actions, firmware_soc, estimate)
+
+
+def _pattern(fs: _Section, f: Fault, where: str) -> None:
+    """The optional repeat pattern of an intermittent fault (on, period,
+    count) and its overall duration."""
+    keys = [k for k in ("on", "period", "count") if fs.has(k)] + (["duration"] if fs.has("duration") and f.kind != "coolant_leak" else [])
+    if not keys:
+        return
+    if f.kind not in injectors.INTERMITTENT_KINDS:
+        raise ScenarioError(f"{where}.{keys[0]}: kind {f.kind!r} cannot come and go; "
+                            f"intermittent kinds: {', '.join(injectors.INTERMITTENT_KINDS)}")
+    if fs.has("duration") and f.kind != "coolant_leak":
+        f.duration_s = fs.quantity("duration", "time", None, 0.01, 30 * 86400)
+    if fs.has("on") != fs.has("period"):
+        raise ScenarioError(f"{where}.{'period' if fs.has('on') else 'on'}: missing (a repeat pattern needs both on and period)")
+    if fs.has("period"):
+        f.period_s = fs.quantity("period", "time", None, 0.02, 86400)
+        f.on_s = fs.quantity("on", "time", None, 0.01, 86400)
+        if f.on_s >= f.period_s:
+            raise ScenarioError(f"{where}.on: {f.on_s:g} s must be shorter than the period {f.period_s:g} s")
+        f.count = fs.integer("count", 0, 0, 10**6)
+    elif fs.has("count"):
+        raise ScenarioError(f"{where}.count: needs on and period")
 
 
 def _describe(d) -> str:

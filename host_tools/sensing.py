@@ -32,6 +32,8 @@ class Sensing:
         self.noise_v = sc.sensors.cell_noise_v
         self.noise_t = sc.sensors.temp_noise_k
         self.noise_i = sc.sensors.current_noise_a
+        self.offset_i = sc.sensors.current_offset_a
+        self.gain_i = 1.0 + sc.sensors.current_gain_error
 
     def read(self, pack: Pack, inj=None) -> Reading:
         n, m, rng = self.n, self.m, self.rng
@@ -46,7 +48,7 @@ class Sensing:
             cells = inj.cells(cells)
             traw = inj.temps(traw)
         traw = traw.tolist()
-        i_meas = pack.current_a + self.noise_i * rng.standard_normal()
+        i_meas = pack.current_a * self.gain_i + self.offset_i + self.noise_i * rng.standard_normal()
         return Reading(cells.tolist(), traw[:m], traw[m:], int(round(i_meas * 100)),
                        int(round(float(v.sum()) * 100)), int(round(pack.bus_v * 100)),
-                       int(pack.flow_pulses), v)
+                       inj.flow(pack.flow_pulses) if inj is not None else int(pack.flow_pulses), v)

@@ -41,11 +41,17 @@ def firmware_config(sc: Scenario, board: str = "sim") -> dict:
         "chemistry": sc.pack.chemistry,
         "cells": sc.pack.cells,
         "temps": sc.pack.temps,
-        "capacity_mah": int(round(sc.pack.capacity_ah * 1000)),
+        "capacity_mah": firmware_capacity_mah(sc),
         "tick_ms": int(round(sc.tick_s * 1000)),
     })
     cfg.update(sc.firmware)
     return cfg
+
+
+def firmware_capacity_mah(sc: Scenario) -> int:
+    """The capacity the firmware believes: the pack's, off by the
+    scenario's estimate error."""
+    return int(round(sc.pack.capacity_ah * 1000 * (1 + sc.estimate.capacity_error)))
 
 
 @dataclass
@@ -161,7 +167,9 @@ class Simulation:
                 import tempfile
                 tmp = tempfile.TemporaryDirectory(prefix="bmsstate-")
                 state_dir = Path(tmp.name)
-            write_state_record(Path(state_dir), int(round(sc.firmware_soc * 10000)))
+            # a capacity error is a learned capacity in the record, too
+            write_state_record(Path(state_dir), int(round(sc.firmware_soc * 10000)),
+                               firmware_capacity_mah(sc) if sc.estimate.capacity_error else 0)
         try:
             with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, state_dir,
                               self.afe) as link:
@@ -250,7 +258,7 @@ class Simulation:
             res.vmin_meas.append(int(mv_fw.min()) / 1000)
             act = link.exchange(inj.flags(), k, clock0 + k * tick_ms, r.cells_raw, r.temps_raw,
                                 r.current_raw, r.pack_raw, r.bus_raw, r.cool_raw[0], r.cool_raw[1], r.flow_pulses,
-                                (pack.physical & 7) | (frames.IN_ENABLE if enable else 0)
+                                inj.aux(pack.physical & 7) | (frames.IN_ENABLE if enable else 0)
                                 | (frames.IN_CHARGER if step.kind == "charge" or solar > 0 else 0), command)
             command = (0, 0, 0)
             res.events.extend(act.events)

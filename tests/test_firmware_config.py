@@ -53,9 +53,33 @@ def test_defaults_from_preset():
     ({"faults": {"OT_WARN": [700, 1000, 650, 2000]}}, "config.faults.OT_WARN"),
     ({"imbalance_window_mv": [3400, 3000]}, "config.imbalance_window_mv"),
     ({"faults": {"STUCK_READING": [3000, 0, 3000, 0]}}, "config.faults.STUCK_READING.recover_ms"),
+    # settings in ms that count scans must span enough scans at this tick
+    ({"tick_ms": 1000, "faults": {"STUCK_READING": [3000, 0, 1000, 0]}},
+     "config.faults.STUCK_READING.trip_ms: 3000 ms is less than 10 scans at tick_ms 1000 (10000 ms): a noisy channel"),
+    ({"tick_ms": 1000, "faults": {"STALE_MEASUREMENT": [1000, 0, 100, 2000]}},
+     "config.faults.STALE_MEASUREMENT.trip_ms: 1000 ms is less than 2 scans at tick_ms 1000"),
+    ({"tick_ms": 500, "flow_window_ms": 400}, "config.flow_window_ms: 400 ms is 0 scans at tick_ms 500"),
+    ({"tick_ms": 10, "flow_window_ms": 5000}, "config.flow_window_ms: 5000 ms is 500 scans at tick_ms 10; the window holds 1..200"),
 ])
 def test_bad_config_names_the_field(patch, field):
     cfg = dict(BASE)
     cfg.update(patch)
     out = validate(cfg)
     assert out.startswith("ERR " + field), out
+
+
+def test_every_tick_works_with_the_defaults():
+    # the defaults of the rows that count scans stretch to the slower ticks
+    code = (
+        "from bms.config import Config\nfrom bms import faults as F\n"
+        "for t in (10, 20, 30, 50, 100, 200, 300, 500, 700, 1000):\n"
+        "    c = Config({'cells': 16, 'temps': 4, 'capacity_mah': 100000, 'chemistry': 'LFP', 'tick_ms': t})\n"
+        "    print(t, c.fault_trip[F.index('STUCK_READING')], c.fault_trip[F.index('STALE_MEASUREMENT')], c.flow_window_ms // t)\n"
+    )
+    r = mp_run(code)
+    assert r.returncode == 0, r.stderr
+    rows = [list(map(int, line.split())) for line in r.stdout.split("\n") if line.strip()]
+    assert len(rows) == 10
+    for t, stuck, stale, window in rows:
+        assert stuck == max(3000, 10 * t) and stale == max(1000, 2 * t)
+        assert window * t <= 1000 < (window + 1) * t  # the 1 s flow window, whole scans

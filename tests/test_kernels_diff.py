@@ -159,9 +159,11 @@ def fault_table(draw):
         trip = draw(st.integers(-1_000_000, 1_000_000) | st.sampled_from([0, -200, 3650, 1]))
         rec = trip + draw(st.integers(-1000, 1000))
         rows += [draw(st.integers(0, nsig - 1)), draw(st.integers(0, 1)), trip, rec,
-                 draw(st.integers(0, 5000)), draw(st.integers(0, 5000)), draw(st.integers(0, 1)),
-                 draw(st.integers(0, 1)), draw(st.integers(0, 1)), draw(st.integers(0, 63))]
-    acc = draw(st.lists(st.integers(0, 6000), min_size=n, max_size=n))
+                 # trip delay: ms, or us as leaky rows carry it (up to 600 s)
+                 draw(st.integers(0, 5000) | st.integers(0, 600_000_000)), draw(st.integers(0, 5000)), draw(st.integers(0, 1)),
+                 draw(st.integers(0, 1)), draw(st.integers(0, 1)), draw(st.integers(0, 63)),
+                 draw(st.integers(0, 0) | st.integers(1, 1000))]  # leak: plain debounce or a leaky bucket
+    acc = draw(st.lists(st.integers(0, 6000) | st.integers(0, 600_000_000), min_size=n, max_size=n))
     active = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     gone = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     io = [n, draw(st.integers(0, 2000)), draw(st.integers(0, 1)), 0, 0, 0]

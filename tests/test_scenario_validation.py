@@ -29,6 +29,29 @@ CASES = [
     ("unknown step", variant('step = "rest"', 'step = "nap"'), "profile[1].step: unknown value 'nap'"),
     ("time as current", variant('current = "1 C"', 'current = "1 h"'), "profile[2].current: expected a current"),
     ("bad toml", "name = ", "not valid TOML"),
+    # the firmware's starting belief and the current sensor's error
+    ("soc error out of range", variant("[thermal]", '[estimate]\nsoc_error = "-45 %"\n\n[thermal]'),
+     "estimate.soc_error: '-45 %' is out of range -0.4..0.4"),
+    ("capacity error out of range", variant("[thermal]", '[estimate]\ncapacity_error = "35 %"\n\n[thermal]'),
+     "estimate.capacity_error: '35 %' is out of range -0.3..0.3"),
+    ("estimate unknown field", variant("[thermal]", '[estimate]\nsoc = "5 %"\n\n[thermal]'), "estimate.soc: unknown field"),
+    ("current offset out of range", variant("[sensors]", '[sensors]\ncurrent_offset = "20 A"'),
+     "sensors.current_offset: '20 A' is out of range"),
+    ("current gain error unit", variant("[sensors]", '[sensors]\ncurrent_gain_error = "2 A"'),
+     "sensors.current_gain_error: expected a fraction"),
+    # intermittent patterns
+    ("pattern on a physical fault", GOOD + '\n[[fault]]\nkind = "load_short"\nat = "1 s"\non = "1 s"\nperiod = "2 s"\n',
+     "fault[0].on: kind 'load_short' cannot come and go"),
+    ("on without period", GOOD + '\n[[fault]]\nkind = "thermistor_open"\nsensor = 0\nat = "1 s"\non = "300 ms"\n',
+     "fault[0].period: missing"),
+    ("on longer than period", GOOD + '\n[[fault]]\nkind = "thermistor_open"\nsensor = 0\nat = "1 s"\non = "3 s"\nperiod = "2 s"\n',
+     "fault[0].on: 3 s must be shorter than the period 2 s"),
+    ("on too short", GOOD + '\n[[fault]]\nkind = "open_sense_wire"\ncell = 1\nat = "1 s"\non = "1 ms"\nperiod = "2 s"\n',
+     "fault[0].on: '1 ms' is out of range"),
+    ("count without pattern", GOOD + '\n[[fault]]\nkind = "open_sense_wire"\ncell = 1\nat = "1 s"\ncount = 3\n',
+     "fault[0].count: needs on and period"),
+    ("missing share out of range", GOOD + '\n[[fault]]\nkind = "flow_meter_missing"\nat = "1 s"\nmissing = "150 %"\n',
+     "fault[0].missing: '150 %' is out of range"),
 ]
 
 
@@ -66,3 +89,15 @@ def test_firmware_rejects_a_bad_setting_before_running(tmp_path):
     assert r.returncode == 3, r.stdout + r.stderr
     assert "firmware rejected the configuration: config.balance_stop_mv" in r.stderr
     assert "simulated time" not in r.stdout
+
+
+def test_estimate_and_pattern_values():
+    sc = scenario.parse({"pack": {"chemistry": "LFP", "cells": 4, "capacity": "10 Ah", "initial_soc": "50 %"},
+                         "thermal": {"ambient": "25 degC"}, "profile": [{"step": "rest", "duration": "1 s"}],
+                         "estimate": {"soc_error": "+40 %", "capacity_error": "-30 %"},
+                         "fault": [{"kind": "open_sense_wire", "cell": 1, "at": "2 s", "on": "300 ms",
+                                    "period": "3 s", "count": 2}]})
+    assert sc.firmware_soc == pytest.approx(0.9) and sc.estimate.capacity_error == pytest.approx(-0.3)
+    from host_tools.injectors import present
+    f = sc.faults[0]
+    assert [present(f, t) for t in (1.9, 2.0, 2.2, 2.3, 5.0, 5.25, 8.0)] == [False, True, True, False, True, True, False]

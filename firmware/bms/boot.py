@@ -133,7 +133,7 @@ def hello(cfg):
             "precharge_tries": cfg.precharge_tries,
             "precharge_timeout_ms": cfg.precharge_timeout_ms,
             "precharge_retry_ms": cfg.precharge_retry_ms,
-            "flow_window_ms": 10 * cfg.tick_ms,
+            "flow_window_ms": cfg.flow_window_ms // cfg.tick_ms * cfg.tick_ms,
             "flow_hz_full": cfg.flow_hz_full,
             "balance_floor_mv": cfg.balance_floor_mv,
             "balance_max_temp_dc": cfg.balance_max_temp_dc,

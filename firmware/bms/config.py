@@ -11,6 +11,17 @@ from bms.chemistry import PRESETS, COMMON_FAULTS
 MAX_CELLS = 256
 MAX_TEMPS = 64
 SMALL_INT = 1 << 30  # 31-bit small-int limit of the boards (exclusive)
+FLOW_WINDOW_SCANS_MAX = 200  # 1.2 KB of ring at most
+
+# Rows whose signal is judged per scan: a threshold in ms must span enough
+# scans to mean the same at every tick. STUCK_READING: a channel with ~1 mV
+# of noise on a 0.1 mV ADC repeats a reading by chance on a few scans in a
+# row (p ~ 0.03 per scan), never on ten. STALE_MEASUREMENT: one missed scan
+# is not a silent front end. name: (scans at least, what)
+SCAN_ROWS = {
+    "STUCK_READING": (10, "a noisy channel repeats a reading on a few scans in a row by chance"),
+    "STALE_MEASUREMENT": (2, "one missed scan is not a silent front end"),
+}
 
 
 class ConfigError(ValueError):
@@ -67,6 +78,7 @@ INT_KEYS = {
     "adc_max": (255, 65535, "thermistor ADC full scale"),
     "flow_hz_full": (1, 10000, "flow meter frequency at full pump duty"),
     "flow_spinup_ms": (0, 60000, "time the pump takes to reach its flow"),
+    "flow_window_ms": (100, 10000, "flow meter pulses are counted over this sliding window"),
     "therm_short_raw": (0, 65535, "thermistor reads shorted at or below"),
     "therm_open_raw": (0, 65535, "thermistor reads open at or above"),
     # balancing measurement windows
@@ -159,6 +171,8 @@ DEFAULTS = {
     # as commonly published) and a ~15 L/min pump at full duty.
     "flow_hz_full": 112,
     "flow_spinup_ms": 3000,
+    # ~20 pulses at the lowest running duty: enough to judge a flow by
+    "flow_window_ms": 1000,
     "therm_short_raw": 20,
     "therm_open_raw": 4075,
     # A cell channel outside this window is an open sense wire or a dead
@@ -348,6 +362,11 @@ class Config:
             _err("soc_empty_mv", "must lie in the discharge taper (%d, %d] mV" % (self.dcl_taper_mv[1], self.dcl_taper_mv[0]))
         if self.heater_off_dc <= self.heater_on_dc:
             _err("heater_off_dc", "must be above heater_on_dc (%d)" % self.heater_on_dc)
+        # the flow window is kept as a ring of scans (measure.py)
+        w = self.flow_window_ms // self.tick_ms
+        if w < 1 or w > FLOW_WINDOW_SCANS_MAX:
+            _err("flow_window_ms", "%d ms is %d scans at tick_ms %d; the window holds 1..%d scans"
+                 % (self.flow_window_ms, w, self.tick_ms, FLOW_WINDOW_SCANS_MAX))
 
     def _check_limit_margins(self):
         # A load or charger that follows the limits must come to rest
@@ -409,6 +428,14 @@ class Config:
                 _err(key + ".recover_" + unit, "%d must be below the trip threshold %d (hysteresis)" % (rec, trip))
             if row[2] == F.BELOW and not rec > trip:
                 _err(key + ".recover_" + unit, "%d must be above the trip threshold %d (hysteresis)" % (rec, trip))
+            if name in SCAN_ROWS:
+                scans, why = SCAN_ROWS[name]
+                least = scans * self.tick_ms
+                if trip < least:
+                    if name in user or name in preset:
+                        _err(key + ".trip_" + unit, "%d ms is less than %d scans at tick_ms %d (%d ms): %s"
+                             % (trip, scans, self.tick_ms, least, why))
+                    trip = least  # the default stretched to the slower tick
             self.fault_trip[i] = trip
             self.fault_trip_ms[i] = tms
             self.fault_rec[i] = rec

@@ -14,7 +14,10 @@ class Diagnose:
         self.win_lo, self.win_hi = cfg.imbalance_window_mv
         self.imb_max_ma = cfg.capacity_mah * cfg.imbalance_max_cpm // 1000
         self.flow_full = cfg.flow_hz_full
-        self.spinup = cfg.flow_spinup_ms
+        # Flow is judged once the pump has run its spin-up time and then a
+        # whole flow window (measure.py), so that the window holds only
+        # pulses of a pump that has reached its flow.
+        self.spinup = cfg.flow_spinup_ms + cfg.flow_window_ms
         self.min_duty = cfg.pump_min_duty_pm
         self.run_ms = 0
         self.open_cmd_ms = 0

@@ -331,7 +331,7 @@ def count_outside(vals, n: int, lo: int, hi: int) -> int:
     return c
 
 
-ROW = 10  # stride of the packed fault table (see fault_rows)
+ROW = 11  # stride of the packed fault table (see fault_rows)
 
 
 @micropython.viper
@@ -340,8 +340,11 @@ def fault_rows(sig, rows, acc, active, gone, changed, io) -> int:
     # debounce with hysteresis and latching.
     # rows ('i', ROW per fault): signal index, above (1) / below (0), trip,
     #   recover, trip delay ms, recover delay ms, latching, measured,
-    #   is-warning, action bits.
-    # acc ('i'): 0 = condition not holding, else held ms + 1.
+    #   is-warning, action bits, leak (0: plain debounce; else a leaky
+    #   bucket: the trip delay is in us, each scan with the condition adds
+    #   dt ms x 1000, each scan without takes back dt x leak us).
+    # acc ('i'): 0 = condition not holding, else held ms (us: leaky rows
+    #   while inactive) + 1.
     # active, gone (bytearray): the fault is active / its latched cause is gone.
     # changed (bytearray, out): 1 raised, 2 cleared this call, else 0.
     # io ('i'): [0] n, [1] dt ms, [2] judge measured rows (0/1);
@@ -367,7 +370,7 @@ def fault_rows(sig, rows, acc, active, gone, changed, io) -> int:
     nchg = 0
     i = 0
     while i < n:
-        b = i * 10
+        b = i * 11
         pc[i] = 0
         if pr[b + 7] and not judge:
             pass
@@ -388,9 +391,14 @@ def fault_rows(sig, rows, acc, active, gone, changed, io) -> int:
                     hit = v >= trip
                 else:
                     hit = v <= trip
+                leak = pr[b + 10]
                 if hit:
                     held = 0
-                    if h:
+                    if leak:
+                        if h:
+                            held = h - 1
+                        held += dt * 1000
+                    elif h:
                         held = h - 1 + dt
                     if held >= pr[b + 4]:
                         pact[i] = 1
@@ -400,6 +408,12 @@ def fault_rows(sig, rows, acc, active, gone, changed, io) -> int:
                         pa[i] = 0
                     else:
                         pa[i] = held + 1
+                elif leak and h:
+                    r = h - 1 - dt * leak
+                    if r > 0:
+                        pa[i] = r + 1
+                    else:
+                        pa[i] = 0
                 else:
                     pa[i] = 0
             else:

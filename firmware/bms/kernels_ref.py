@@ -167,7 +167,7 @@ def fault_rows(sig, rows, acc, active, gone, changed, io):
     n, dt, judge = io[0], io[1], io[2]
     acts = count = warn = nchg = 0
     for i in range(n):
-        b = i * 10
+        b = i * 11
         changed[i] = 0
         if not (rows[b + 7] and not judge):
             v = sig[rows[b]]
@@ -176,7 +176,11 @@ def fault_rows(sig, rows, acc, active, gone, changed, io):
             held = h - 1 + dt if h else 0
             if not active[i]:
                 trip = rows[b + 2]
+                leak = rows[b + 10]
                 if (v >= trip) if above else (v <= trip):
+                    if leak:
+                        # leaky bucket in us: every scan with the condition adds its dt
+                        held = (h - 1 if h else 0) + dt * 1000
                     if held >= rows[b + 4]:
                         active[i] = 1
                         gone[i] = 0
@@ -185,6 +189,9 @@ def fault_rows(sig, rows, acc, active, gone, changed, io):
                         acc[i] = 0
                     else:
                         acc[i] = held + 1
+                elif leak and h:
+                    r = h - 1 - dt * leak
+                    acc[i] = r + 1 if r > 0 else 0
                 else:
                     acc[i] = 0
             else:

@@ -4,10 +4,7 @@
 # stuck at one reading, and how long the front end has been silent.
 import time
 from array import array
-from micropython import const
 from bms import signals as S
-
-FLOW_TICKS = const(10)  # flow window: 1 s at the default 100 ms tick
 
 STALE_CAP_MS = 1 << 24  # keeps the stale counter a small int
 
@@ -28,8 +25,11 @@ class Measure:
         self.t_short = cfg.therm_short_raw
         self.t_open = cfg.therm_open_raw
         self.cool_implausible = cfg.coolant_implausible_dc
-        self.flow_pulses = array("H", [0] * FLOW_TICKS)
-        self.flow_ms = array("i", [0] * FLOW_TICKS)
+        # the flow window is a time (flow_window_ms), held as that many
+        # scans at the configured tick (config.py checks the count)
+        self.flow_n_max = cfg.flow_window_ms // cfg.tick_ms
+        self.flow_pulses = array("H", [0] * self.flow_n_max)
+        self.flow_ms = array("i", [0] * self.flow_n_max)
         self.flow_ms_total = 0
         self.flow_i = 0
         self.flow_n = 0
@@ -76,6 +76,9 @@ class Measure:
             sig[S.CELL_MAX_IDX] = mm[3]
             sig[S.CELL_SUM_MV] = total
             sig[S.CELL_SPREAD_MV] = mm[1] - mm[0]
+            # An out-of-range channel (open wire, dead channel) stays in the
+            # min/max: a reading above the over-voltage trip blocks charging
+            # at once, whatever VOLTAGE_CHANNEL later makes of it.
             sig[S.BAD_CELL_CH] = k.count_outside(st.cell_mv, n, self.cell_lo, self.cell_hi)
             self.held_ms = 0
         # A bled cell's reading is off but still moves with the noise: a
@@ -125,7 +128,7 @@ class Measure:
         sig[S.DISCHARGE_MA] = -ma if ma < 0 else 0
         sig[S.PACK_MV] = (st.raw_pack * self.pack_gain) >> 8
         sig[S.BUS_MV] = (st.raw_bus * self.bus_gain) >> 8
-        # Coolant flow over a sliding window of FLOW_TICKS scans: one scan
+        # Coolant flow over a sliding window of flow_window_ms: one scan
         # holds only a few meter pulses, too coarse to judge a flow by.
         i = self.flow_i
         old = self.flow_pulses[i]
@@ -134,8 +137,9 @@ class Measure:
         self.flow_pulses[i] = pulses
         self.flow_ms[i] = dt
         self.flow_ms_total = span
-        self.flow_i = (i + 1) % FLOW_TICKS
-        if self.flow_n < FLOW_TICKS:
+        i += 1
+        self.flow_i = 0 if i >= self.flow_n_max else i
+        if self.flow_n < self.flow_n_max:
             self.flow_n += 1
         elif span > 0:
             sig[S.FLOW_HZ] = (((pulses - old) & 0xFFFF) * 1000) // span

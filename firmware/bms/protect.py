@@ -13,20 +13,22 @@ class Protect:
         self.latch = bytearray([1 if row[5] else 0 for row in F.TABLE])
         self.sig_idx = bytearray([row[1] for row in F.TABLE])
         # the fault table packed for the kernel (kernels.fault_rows)
-        rows = array("i", [0] * (10 * nf))
+        rows = array("i", [0] * (11 * nf))
         for i in range(nf):
             row = F.TABLE[i]
-            b = 10 * i
+            b = 11 * i
+            leaky = row[0] in F.LEAKY
             rows[b] = row[1]
             rows[b + 1] = row[2]
             rows[b + 2] = cfg.fault_trip[i]
             rows[b + 3] = cfg.fault_rec[i]
-            rows[b + 4] = cfg.fault_trip_ms[i]
+            rows[b + 4] = cfg.fault_trip_ms[i] * 1000 if leaky else cfg.fault_trip_ms[i]
             rows[b + 5] = cfg.fault_rec_ms[i]
             rows[b + 6] = 1 if row[5] else 0
             rows[b + 7] = row[7]
             rows[b + 8] = 1 if row[3] == F.WARNING else 0
             rows[b + 9] = row[4]
+            rows[b + 10] = F.LEAK_PM if leaky else 0
         self.rows = rows
         self.io = array("i", [nf, 0, 0, 0, 0, 0])
         self.changed = bytearray(nf)

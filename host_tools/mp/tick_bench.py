@@ -76,8 +76,16 @@ def build_frames(size):
         phase = f if f < FRAMES // 2 else FRAMES - f
         base_mv = 3300 + phase * 270 // (FRAMES // 2)  # peak 3606 mV: CELL_OV, not CRIT
         p = o + HDR
+        # a sense wire that opens for two scans, twice (cell 1 reads 0 V,
+        # cell 2 the sum of both): the leaky bucket of VOLTAGE_CHANNEL
+        # fills and drains again without tripping
+        loose = N >= 3 and f in (150, 151, 350, 351)
         for i in range(N):
             raw = (base_mv + (i % 7) * 6) * 10
+            if loose and i == 1:
+                raw = 0
+            elif loose and i == 2:
+                raw = min(65535, raw + (base_mv + 6) * 10)
             buf[p] = raw & 0xFF
             buf[p + 1] = raw >> 8
             p += 2
@@ -159,6 +167,7 @@ def mode_lock():
     bal_ticks = 0
     open_ticks = 0
     fault_ticks = 0
+    bad_ch_ticks = 0
     micropython.heap_lock()
     try:
         while done < ticks:
@@ -170,6 +179,8 @@ def mode_lock():
                 open_ticks += 1
             if st.n_active:
                 fault_ticks += 1
+            if st.sig[16]:  # signals.BAD_CELL_CH
+                bad_ch_ticks += 1
     except MemoryError:
         err = "MemoryError"
     finally:
@@ -178,6 +189,7 @@ def mode_lock():
                       "internal_error": st.internal_error,
                       "events": st.ev_count + st.ev_head - events_before,
                       "balancing_ticks": bal_ticks, "open_ticks": open_ticks, "fault_ticks": fault_ticks,
+                      "bad_channel_ticks": bad_ch_ticks,
                       "ranges_bad": small_int_check(app)}))
 
 
