@@ -264,7 +264,7 @@ def run_job(job: Job) -> Outcome:
         if job.kind == "nominal":
             sc = nominal_scenario(job)
             res = Simulation(sc, cpu=cpu).run()
-            sev = dict(zip(res.hello["faults"], res.hello["severity"]))
+            sev = res.severity()
             trips = [(t, n) for t, n in res.faults_raised() if sev[n] >= 2]
             warns = sorted({n for t, n in res.faults_raised() if sev[n] == 1})
             return Outcome(job.run, "nominal", "random", 0, job.seed, "", 0.0, None, None, None, None,

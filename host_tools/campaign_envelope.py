@@ -121,7 +121,7 @@ def run_one(job: EnvJob, cpu: int | None = None) -> EnvOutcome:
     except (FirmwareError, S.ScenarioError, OSError) as e:
         return EnvOutcome(job, "", "", "", 0.0, str(e)[:300])
     h = res.hello
-    sev = dict(zip(h["faults"], h["severity"]))
+    sev = res.severity()
     false, true, warns = [], [], set()
     for t, n in res.faults_raised():
         if sev[n] == 1:

@@ -93,7 +93,7 @@ def run_one(job: EstJob, cpu: int | None = None) -> EstOutcome:
     exporting = res.grid_a > 0
     violations = int((exporting & (res.soc_true < RESERVE)).sum())
     margin = float(res.soc_true[exporting].min() - RESERVE) if exporting.any() else None
-    sev = dict(zip(res.hello["faults"], res.hello["severity"]))
+    sev = res.severity()
     raised = res.faults_raised()
     faults = sorted({n for _, n in raised if sev[n] >= 2})
     warns = sorted({n for _, n in raised if sev[n] == 1})

@@ -175,7 +175,7 @@ def run_one(job: IJob, cpu: int | None = None) -> IOutcome:
 
 def _judge(job: IJob, how: str, rows, sc, res, t_end) -> IOutcome:
     hello = res.hello
-    sev = dict(zip(hello["faults"], hello["severity"]))
+    sev = res.severity()
     raised = [(t, n) for t, n in res.faults_raised() if t >= job.t_inject - 1e-9]
     before = [(t, n) for t, n in res.faults_raised() if t < job.t_inject - 1e-9]
     cleared = [(t, n) for t, n, w in res.fault_events if w == "cleared" and n in rows]

@@ -194,7 +194,7 @@ def reaction(res: Result, fault: str):
 
 def check(res: Result) -> list[Verdict]:
     out = []
-    sev_of = dict(zip(res.hello["faults"], res.hello["severity"]))
+    sev_of = res.severity()
     order = {"warning": 1, "fault": 2, "critical": 3}
     dt = res.scenario.tick_s
     for e in res.scenario.expects:

@@ -120,6 +120,11 @@ class Result:
     def faults_raised(self):
         return [(t, n) for t, n, what in self.fault_events if what == "raised"]
 
+    def severity(self) -> dict[str, int]:
+        """Each fault row's severity from the firmware's hello (1 warning,
+        2 fault, 3 critical)."""
+        return dict(zip(self.hello["faults"], self.hello["severity"]))
+
 
 class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,

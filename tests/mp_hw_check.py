@@ -18,7 +18,7 @@ from bms.board import build_hal, BoardError  # noqa: E402
 from bms import faults as F  # noqa: E402
 from bms import signals as S  # noqa: E402
 from bms.drivers import ERR_BUS, ERR_CRC  # noqa: E402
-from chips.bench import Bench  # noqa: E402
+from chips.bench import Bench, ntc_counts, ntc_uv  # noqa: E402
 from chips.bq76952 import BQ76952Model  # noqa: E402
 from chips.ltc681x import LtcChain  # noqa: E402
 
@@ -32,17 +32,6 @@ def board(name):
 
 def cfg_for(cells, temps):
     return Config({"cells": cells, "temps": temps, "capacity_mah": 100000, "chemistry": "LFP"})
-
-
-def ntc_counts(t_c):
-    import math
-    tk = t_c + 273.15
-    r = 10000 * math.exp(3435 * (1 / tk - 1 / 298.15))
-    return int(round(4095 * r / (r + 10000)))
-
-
-def ntc_uv(counts):
-    return (2 * counts + 1) * 3300000 // 8192
 
 
 class Rig:

@@ -31,7 +31,7 @@ import bms.hal.board  # noqa: E402
 from bms.persist.config_store import ConfigStore  # noqa: E402
 from bms.persist.state_record import StateStore, StateRecord  # noqa: E402
 from bms.drivers.bq76952_setup import settings  # noqa: E402
-from chips.bench import Bench  # noqa: E402
+from chips.bench import Bench, ntc_counts, ntc_uv  # noqa: E402
 from chips.bq76952 import BQ76952Model  # noqa: E402
 from chips.ltc681x import LtcChain  # noqa: E402
 
@@ -60,17 +60,6 @@ def _fed_read(self, st):
 
 
 bms.hal.board.BoardHal.read = _fed_read
-
-
-def ntc_counts(t_c):
-    import math
-    tk = t_c + 273.15
-    r = 10000 * math.exp(3435 * (1 / tk - 1 / 298.15))
-    return int(round(4095 * r / (r + 10000)))
-
-
-def ntc_uv(counts):
-    return (2 * counts + 1) * 3300000 // 8192
 
 
 class QuietPort:

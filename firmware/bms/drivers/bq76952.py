@@ -59,6 +59,15 @@ FET_DSG = const(4)
 FET_PDSG = const(8)
 
 
+def xfer_sum(cmd, data, n):
+    """The transfer buffer's checksum (TRM SLUUBY2B, "Subcommands"): the
+    complement of the byte sum of the subcommand and its n data bytes."""
+    s = (cmd & 0xFF) + (cmd >> 8)
+    for i in range(n):
+        s += data[i]
+    return (~s) & 0xFF
+
+
 def _s16(b, o):
     v = b[o] | (b[o + 2] << 8)  # interleaved with CRC bytes: data at 2*i
     return v - 65536 if v >= 32768 else v
@@ -212,10 +221,7 @@ class BQ76952:
         e = self._write(XFER, data, n, tx)
         if e:
             return e
-        s = (cmd & 0xFF) + (cmd >> 8)
-        for i in range(n):
-            s += data[i]
-        d[0] = (~s) & 0xFF
+        d[0] = xfer_sum(cmd, data, n)
         d[1] = n + 4
         return self._write(XFER_SUM, d, 2, self.tx2)
 
@@ -251,11 +257,9 @@ class BQ76952:
         e = self._read(XFER, buf, 32)  # the whole buffer: no slice object
         if e:
             return -e
-        s = lo + hi
         for i in range(n):
             out[i] = buf[2 * i]
-            s += buf[2 * i]
-        if (~s) & 0xFF != chk:
+        if xfer_sum(cmd, out, n) != chk:
             self.errors += 1
             return -ERR_CHIP
         return n

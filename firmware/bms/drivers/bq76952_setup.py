@@ -32,6 +32,7 @@
 # Nothing is ever written to OTP (no OTP_WRITE subcommand exists here).
 import struct
 from bms.drivers import ERR_BUS, ERR_CHIP, ERR_CONFIG
+from bms.drivers.bq76952 import xfer_sum
 
 SET_CFGUPDATE = 0x0090
 EXIT_CFGUPDATE = 0x0092
@@ -269,17 +270,13 @@ class BringUp:
 
     def _dm_write(self, addr, data):
         n = len(data)
-        s = (addr & 0xFF) + (addr >> 8)
-        for b in data:
-            s += b
-        chk = bytes(((~s) & 0xFF, n + 4))
         if self.crc:
             return self.drv.subcommand_write(addr, data, n, bytearray(2 * n))
         e = self._pwrite(0x3E, _u2(addr))
         if not e:
             e = self._pwrite(0x40, data)
         if not e:
-            e = self._pwrite(0x60, chk)
+            e = self._pwrite(0x60, bytes((xfer_sum(addr, data, n), n + 4)))
         return e
 
     def _status(self):

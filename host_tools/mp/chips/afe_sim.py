@@ -9,7 +9,7 @@
 import json
 from bms.hal.sim import SimHal
 from bms.state import State
-from chips.bench import Bench
+from chips.bench import Bench, ntc_uv
 from chips.bq76952 import BQ76952Model
 from chips.ltc681x import LtcChain
 
@@ -61,11 +61,6 @@ def adapt(board, afe, cfg):
     else:
         raise ValueError("unknown --afe " + repr(afe))
     return board
-
-
-def _ntc_uv(counts):
-    # ADC pin voltage for NTC divider counts on the 12-bit (0..4095) scale
-    return (2 * counts + 1) * ADC_FS_UV // 8192
 
 
 class AfeSimHal(SimHal):
@@ -145,10 +140,10 @@ class AfeSimHal(SimHal):
             for i in range(n):
                 self.mux_uv[a["cell_channels"][i]] = sh.raw_cells[i] * 100 * ADC_FS_UV // (65536 * a["gain_uv"][i])
             for j in range(m):
-                self.mux_uv[a["temp_channels"][j]] = _ntc_uv(sh.raw_temps[j])
+                self.mux_uv[a["temp_channels"][j]] = ntc_uv(sh.raw_temps[j])
             self._analog("pack", sh.raw_pack * 10000 * ADC_FS_UV // (65536 * self.board["analog"]["pack"]["uv_per_count"]))
-        self._analog("coolant_in", _ntc_uv(sh.raw_cool[0]))
-        self._analog("coolant_out", _ntc_uv(sh.raw_cool[1]))
+        self._analog("coolant_in", ntc_uv(sh.raw_cool[0]))
+        self._analog("coolant_out", ntc_uv(sh.raw_cool[1]))
         cur = self.board["analog"].get("current")
         if cur is not None:
             counts = cur["zero_count"] + sh.raw_current * 10 * 256 // cur["ma_per_count_q8"]

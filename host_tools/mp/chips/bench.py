@@ -1,6 +1,21 @@
 # Models of the `machine` objects the board HAL uses, on a virtual clock.
 # Bench(...).machine stands in for the `machine` module: bms.board builds
 # its HAL on it exactly as on a board.
+def ntc_counts(t_c):
+    """12-bit ADC counts of the boards' NTC divider (10 k, B 3435, 10 k
+    to 3.3 V) at t_c degC."""
+    import math
+    tk = t_c + 273.15
+    r = 10000 * math.exp(3435 * (1 / tk - 1 / 298.15))
+    return int(round(4095 * r / (r + 10000)))
+
+
+def ntc_uv(counts):
+    """The ADC pin voltage (uV, 3.3 V full scale) for those counts, at the
+    middle of the count's step."""
+    return (2 * counts + 1) * 3300000 // 8192
+
+
 class VirtualClock:
     """time-module stand-in: sleeping advances the clock at once."""
 
