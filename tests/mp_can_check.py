@@ -162,5 +162,125 @@ def case_errors():
     OUT["sent_after"] = len(r.peer.rx)
 
 
+class PackHal:
+    """A pack the test drives: cell voltages (mV, per cell), temperatures
+    (0.1 degC), current (mA); contactor feedback follows the outputs."""
+
+    def __init__(self, cfg, n, m):
+        self.cfg = cfg
+        self.n, self.m, self.k = n, m, 0
+        self.mv = [3300] * n
+        self.t_dc = 250
+        self.ma = 0
+
+    def _raw_t(self, dc):
+        raw, tab = self.cfg.ntc_raw, self.cfg.ntc_dc
+        for i in range(len(raw) - 1):
+            a, b = tab[i], tab[i + 1]
+            if (a - dc) * (b - dc) <= 0 and a != b:
+                return raw[i] + (raw[i + 1] - raw[i]) * (dc - a) // (b - a)
+        return raw[0]
+
+    def read(self, st):
+        from bms.state import IN_ENABLE
+        self.k += 1
+        for i in range(self.n):
+            st.raw_cells[i] = self.mv[i] * 10 + (self.k + i) % 3
+        r = self._raw_t(self.t_dc)
+        for i in range(self.m):
+            st.raw_temps[i] = r + (self.k + i) % 2
+        st.raw_cool[0] = st.raw_cool[1] = self._raw_t(250)
+        st.raw_current = self.ma // 10
+        st.raw_pack = sum(st.raw_cells) // 100
+        st.raw_bus = st.raw_pack
+        st.inputs = IN_ENABLE | (st.outputs & 7)
+        st.fresh = 1
+
+    def write(self, st):
+        pass
+
+    def safe(self):
+        pass
+
+
+def snapshot(app, svc):
+    st = app.state
+    from bms import signals as S
+    return {"ccl_ma": st.ccl_ma, "dcl_ma": st.dcl_ma, "soc_cpct": st.soc_cpct, "capacity_mah": st.capacity_mah,
+            "capacity_learned": st.capacity_learned, "usable_mah": st.usable_mah, "valid_scans": st.valid_scans,
+            "sig": {S.NAMES[i]: st.sig[i] for i in range(S.N_SIGNALS)}, "n_cells": st.n_cells,
+            "faults": [F.NAMES[i] for i in range(F.N_FAULTS) if st.fault_active[i]]}
+
+
+def case_frames():
+    """The app, 100 ms ticks, the CAN service after each tick, the inverter
+    peer on the bus; a charge with one cell running ahead, a hot pack, a
+    discharge, a silent inverter. Every service call that queued frames is
+    recorded with the state it read; the frames as the peer received them."""
+    from bms.config import Config
+    from bms.app import App
+    from bms.can_service import CanService, settings
+    from bms import faults as F2  # noqa: F401
+    global F
+    from bms import faults as F
+    prof = ARG or "pylontech"
+    n = 16
+    cfg = Config({"cells": n, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"})
+    r = Rig()
+    hal = PackHal(cfg, n, 4)
+    app = App(cfg, hal)
+    app.boot(False)
+    s = settings({"profile": prof}, cfg)
+    svc = CanService(app, r.drv, s, 0, r.clock)
+    calls = []
+    warn_at = None
+    keepalive_until = 100000
+    t = 0
+    for k in range(1400):  # 140 s
+        now = t
+        # the plan
+        if 20000 <= now < 80000:
+            hal.ma = 40000
+            for i in range(n):
+                hal.mv[i] = 3300 + (now - 20000) * 170 // 60000
+            hal.mv[3] += (now - 20000) * 150 // 60000  # one cell runs ahead
+        elif 80000 <= now < 100000:
+            hal.ma = 0
+            hal.t_dc = 250 + (now - 80000) * 320 // 20000  # to 57 degC
+        elif now >= 100000:
+            hal.t_dc = 300
+            hal.ma = -60000
+            for i in range(n):
+                hal.mv[i] = 3250
+        if now % 1000 == 0 and now < keepalive_until:
+            r.peer.queue(r.clock.ticks_us(), 0x305, bytes(8))
+        if 50000 <= now < 53000 and now % 1000 != 0:  # garbage: unknown ids, a keep-alive of the wrong length
+            t0 = r.clock.ticks_us()
+            r.peer.queue(t0 + 10000, 0x100 + k % 50, bytes((k & 0xFF,)) * (k % 9))
+            r.peer.queue(t0 + 20000, 0x305, bytes(k % 8))
+        app.tick(now)
+        before = svc.sent
+        svc.service(now)
+        if svc.sent != before:  # one line per call that queued frames (the heap cannot hold them all)
+            print("C " + json.dumps({"t_us": r.clock.ticks_us(), "state": snapshot(app, svc)}))
+        ws = F.index("INVERTER_SILENT")
+        if warn_at is None and app.state.fault_active[ws]:
+            warn_at = now
+        t += 100
+        r.clock.sleep_ms(100)
+        r.chip.advance()
+        for tt, i, b in r.peer.rx:
+            print("F " + json.dumps([tt, i, list(b)]))
+        r.peer.rx.clear()
+    OUT["profile"] = prof
+    OUT["counters"] = {k: getattr(svc, k) for k in ("sent", "tx_full", "tx_late", "passive", "bus_off", "restarts",
+                                                   "rx_ok", "rx_unknown", "rx_bad_dlc", "rx_floods", "silences")}
+    OUT["silent_warn_ms"] = None if warn_at is None else warn_at - (keepalive_until - 1000)  # from the last keep-alive
+    OUT["settings"] = s
+    OUT["rx_overflows"] = r.drv.rx_overflows
+    OUT["internal_error"] = app.state.internal_error
+    OUT["name"] = list(svc.name)
+
+
 globals()["case_" + CASE]()
 print(json.dumps(OUT))

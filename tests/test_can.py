@@ -13,7 +13,12 @@ def run(case, arg=""):
     r = subprocess.run([micropython_binary(), str(CHECK), str(FIRMWARE), str(CHIPS), case, *([arg] if arg else [])],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    lines = r.stdout.strip().splitlines()
+    out = json.loads(lines[-1])
+    # streamed records: "C {call}" (a service call that queued frames), "F [t_us, id, bytes]" (a frame on the wire)
+    out["calls"] = [json.loads(x[2:]) for x in lines if x.startswith("C ")]
+    out["frames"] = [json.loads(x[2:]) for x in lines if x.startswith("F ")]
+    return out
 
 
 def test_mcp2515_bringup_from_reset_for_both_crystals():
@@ -58,3 +63,145 @@ def test_mcp2515_error_states():
     # stuck bus: bit errors, bus-off past 255, sends refused, recovery after 128 x 11 recessive bits
     assert out["stuck"][-1] == [3, 255] and out["busoff_send"][-1] == 2 and out["still_off"] == 3
     assert out["before_recovery"] == 3 and out["recovered"] == [0, 0] and out["sent_after"] == 3
+
+
+# -- every frame the firmware sends, decoded with cantools from the project's DBC -------------------
+
+import cantools  # noqa: E402
+import pytest  # noqa: E402
+
+DBC = ROOT / "host_tools" / "can" / "bms.dbc"
+
+# Which rows raise which flag, written from the reference notes (not from can_profiles.py).
+OV = {"CELL_OV", "CELL_OV_CRIT", "FE_COV"}
+UV = {"CELL_UV", "CELL_UV_CRIT", "FE_CUV"}
+OT = {"OT_CHG", "OT_DSG", "OT_CRIT", "FE_OTC", "FE_OTD"}
+UT = {"UT_CHG", "UT_DSG", "FE_UTC", "FE_UTD"}
+SYS = {"CELL_IMBALANCE", "SUM_MISMATCH", "VOLTAGE_CHANNEL", "THERMISTOR", "STUCK_READING", "STALE_MEASUREMENT",
+       "CONTACTOR_WELDED", "PRECHARGE_FAILED", "INTERNAL_ERROR", "FE_CONFIG", "FE_OTHER"}
+INTERNAL_WARN = {"PUMP_NO_FLOW", "COOLANT_FLOW_LOW", "COOLANT_DT", "COOLANT_SENSOR", "WATCHDOG_RESET",
+                 "SOC_IMPLAUSIBLE", "INVERTER_SILENT", "CAN_BUS"}
+CRITICAL = {"CELL_OV_CRIT", "CELL_UV_CRIT", "OT_CRIT", "SHORT_CIRCUIT", "SUM_MISMATCH", "VOLTAGE_CHANNEL",
+            "STUCK_READING", "STALE_MEASUREMENT", "CONTACTOR_WELDED", "PRECHARGE_FAILED", "INTERNAL_ERROR",
+            "FE_CONFIG", "FE_COV", "FE_CUV", "FE_OCC", "FE_OCD", "FE_SCD", "FE_OTHER"}
+
+
+def pair(active):
+    return 1 if active else 2
+
+
+def expected(msg, s, cfg):
+    """The fields a frame must carry, from the state the service read (physical units)."""
+    sig, f = s["sig"], set(s["faults"])
+    n = s["n_cells"]
+    zero = cfg["zero_limit_da"]
+    cvl_mv = n * cfg["cvl_cell_mv"]
+    if s["valid_scans"]:
+        # the highest cell may rise to cvl_cell_mv: the others' gaps to it come off
+        cvl_mv = min(cvl_mv, sig["cell_sum_mv"] + n * (cfg["cvl_cell_mv"] - sig["cell_max_mv"]))
+    cvl_mv = max(cvl_mv, n * cfg["dvl_cell_mv"])
+    lim = lambda ma: (ma // 100 if ma >= 100 else zero) / 10  # noqa: E731
+    soc = max(s["soc_cpct"], 0)
+    soh = min(100, max(0, s["capacity_mah"] * 100 // 100000)) if s["capacity_learned"] else 100
+    cur = sig["current_ma"]
+    if msg == "BMS_Limits":
+        return {"ChargeVoltageLimit": cvl_mv // 100 / 10, "ChargeCurrentLimit": lim(s["ccl_ma"]),
+                "DischargeCurrentLimit": lim(s["dcl_ma"]), "DischargeVoltageLimit": n * cfg["dvl_cell_mv"] // 100 / 10}
+    if msg == "BMS_SOC":
+        out = {"StateOfCharge": soc // 100, "StateOfHealth": soh}
+        if cfg["profile"] == "victron":
+            out["StateOfChargeHiRes"] = soc / 100
+        return out
+    if msg == "BMS_Measurements":
+        return {"BatteryVoltage": sig["cell_sum_mv"] // 10 / 100,
+                "BatteryCurrent": (abs(cur) // 100) * (1 if cur >= 0 else -1) / 10,
+                "BatteryTemperature": sig["temp_max_dc"] / 10}
+    if msg == "BMS_PylonFlags":
+        return {"ProtOverVoltage": int(bool(f & OV)), "ProtUnderVoltage": int(bool(f & UV)),
+                "ProtOverTemperature": int(bool(f & OT)), "ProtUnderTemperature": int(bool(f & UT)),
+                "ProtDischargeOverCurrent": int(bool(f & {"OC_DSG", "SHORT_CIRCUIT", "FE_OCD", "FE_SCD"})),
+                "ProtChargeOverCurrent": int(bool(f & {"OC_CHG", "FE_OCC"})),
+                "ProtSystemError": int(bool(f & SYS)), "ProtSystemErrorAlt": int(bool(f & SYS)),
+                "AlarmHighVoltage": int("CELL_OV_WARN" in f), "AlarmLowVoltage": int("CELL_UV_WARN" in f),
+                "AlarmHighTemperature": int(bool(f & {"OT_WARN", "COOLANT_OT"})), "AlarmLowTemperature": 0,
+                "AlarmDischargeCurrentHigh": 0, "AlarmChargeCurrentHigh": 0,
+                "AlarmInternalError": int(bool(f & INTERNAL_WARN)),
+                "ModuleCount": cfg["modules"], "PN_P": ord("P"), "PN_N": ord("N")}
+    if msg == "BMS_PylonRequest":
+        return {"ChargeEnable": int(s["ccl_ma"] > 0), "DischargeEnable": int(s["dcl_ma"] > 0),
+                "ForceChargeI": 0, "ForceChargeII": 0, "FullChargeRequest": 0}
+    if msg == "BMS_Name":
+        return {f"Name{k}": ord(c) for k, c in enumerate(cfg["name"].ljust(8))}
+    if msg == "BMS_VictronAlarms":
+        a = {"General": CRITICAL, "HighVoltage": OV, "LowVoltage": UV, "HighTemperature": {"OT_DSG", "OT_CRIT", "FE_OTD"},
+             "LowTemperature": {"UT_DSG", "FE_UTD"}, "HighTemperatureCharge": {"OT_CHG", "FE_OTC"},
+             "LowTemperatureCharge": {"UT_CHG", "FE_UTC"}, "HighDischargeCurrent": {"OC_DSG", "FE_OCD"},
+             "HighChargeCurrent": {"OC_CHG", "FE_OCC"}, "Contactor": {"CONTACTOR_WELDED", "PRECHARGE_FAILED"},
+             "ShortCircuit": {"SHORT_CIRCUIT", "FE_SCD"},
+             "BmsInternal": {"INTERNAL_ERROR", "FE_CONFIG", "FE_OTHER", "STALE_MEASUREMENT", "VOLTAGE_CHANNEL", "THERMISTOR"},
+             "CellImbalance": {"CELL_IMBALANCE"}}
+        w = {"General": {"WATCHDOG_RESET", "SOC_IMPLAUSIBLE", "INVERTER_SILENT", "CAN_BUS"}, "HighVoltage": {"CELL_OV_WARN"},
+             "LowVoltage": {"CELL_UV_WARN"}, "HighTemperature": {"OT_WARN"}, "HighTemperatureCharge": {"OT_WARN"},
+             "BmsInternal": {"COOLANT_OT", "PUMP_NO_FLOW", "COOLANT_FLOW_LOW", "COOLANT_DT", "COOLANT_SENSOR", "WATCHDOG_RESET"}}
+        names = ["General", "HighVoltage", "LowVoltage", "HighTemperature", "LowTemperature", "HighTemperatureCharge",
+                 "LowTemperatureCharge", "HighDischargeCurrent", "HighChargeCurrent", "Contactor", "ShortCircuit",
+                 "BmsInternal", "CellImbalance", "Reserved13", "Reserved14", "Reserved15"]
+        out = {}
+        for nm in names:
+            out["Alarm" + nm] = pair(f & a.get(nm, set()))
+            out["Warning" + nm] = pair(f & w.get(nm, set()))
+        return out
+    if msg == "BMS_Info":
+        return {"Model": 1, "FirmwareVersion": 0x0100, "AvailableCapacity": s["usable_mah"] // 1000}
+    if msg == "BMS_Modules":
+        m = cfg["modules"]
+        return {"ModulesOk": m if s["valid_scans"] else 0, "ModulesBlockingCharge": m if s["ccl_ma"] <= 0 else 0,
+                "ModulesBlockingDischarge": m if s["dcl_ma"] <= 0 else 0, "ModulesOffline": 0 if s["valid_scans"] else m}
+    if msg == "BMS_Extremes":
+        return {"MinCellVoltage": sig["cell_min_mv"] / 1000, "MaxCellVoltage": sig["cell_max_mv"] / 1000,
+                "MinTemperature": (sig["temp_min_dc"] + 2732) // 10, "MaxTemperature": (sig["temp_max_dc"] + 2732) // 10}
+    if msg == "BMS_Capacity":
+        return {"InstalledCapacity": 100}
+    raise AssertionError("no expectation for " + msg)
+
+
+PROFILE_IDS = {"pylontech": {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E},
+               "victron": {0x351, 0x355, 0x356, 0x35A, 0x35E, 0x35F, 0x372, 0x373, 0x379},
+               "sma_lv": {0x351, 0x355, 0x356, 0x35E, 0x35F}}
+
+
+@pytest.mark.parametrize("profile", ["pylontech", "victron", "sma_lv"])
+def test_every_frame_decodes_to_the_firmware_state(profile):
+    out = run("frames", profile)
+    db = cantools.database.load_file(str(DBC))
+    cfg = out["settings"]
+    calls = out["calls"]
+    starts = [c["t_us"] for c in calls]
+    fields = frames = 0
+    seen = set()
+    for t_us, can_id, data in out["frames"]:
+        # the call that queued it: the last one at or before the frame left (100 ms apart)
+        k = max(i for i, t0 in enumerate(starts) if t0 <= t_us)
+        assert t_us - starts[k] < 100000
+        msg = db.get_message_by_frame_id(can_id)
+        assert len(data) == {0x355: 6 if profile == "victron" else 4}.get(can_id, msg.length), (hex(can_id), data)
+        got = db.decode_message(can_id, bytes(data), decode_choices=False, allow_truncated=True)
+        want = expected(msg.name, calls[k]["state"], cfg)
+        assert set(got) == set(want), msg.name
+        for name, v in want.items():
+            assert got[name] == pytest.approx(v, abs=1e-9), (msg.name, name, got[name], v, calls[k]["state"])
+            fields += 1
+        frames += 1
+        seen.add(can_id)
+    assert seen == PROFILE_IDS[profile]
+    assert frames == out["counters"]["sent"] and frames >= 140 * len(seen)  # every frame, every second
+    print(f"\n{profile}: {frames} frames, {fields} fields decoded with cantools, 100 % equal to the state")
+    # the run went through the interesting states, not only a resting pack
+    faults = set().union(*(set(c["state"]["faults"]) for c in calls))
+    assert {"CELL_OV_WARN", "CELL_OV", "OT_CHG", "OT_CRIT", "INVERTER_SILENT"} <= faults
+    # the CVL came down while cell 4 ran ahead (below n x cvl_cell_mv)
+    cvls = [db.decode_message(i, bytes(d))["ChargeVoltageLimit"] for _, i, d in out["frames"] if i == 0x351]
+    assert min(cvls) < 16 * cfg["cvl_cell_mv"] / 1000 - 0.5 and max(cvls) == 16 * cfg["cvl_cell_mv"] / 1000
+    c = out["counters"]
+    assert c["rx_unknown"] > 0 and c["rx_bad_dlc"] > 0 and c["silences"] == 1 and out["internal_error"] == 0
+    assert 5000 <= out["silent_warn_ms"] <= 5000 + 1000 + 200  # silent_ms, the keep-alive period, two ticks

@@ -141,6 +141,7 @@ class MCP2515Model:
         self.addr = 0
         self.n = 0
         self.rx_read = -1
+        self.req_t = [0, 0, 0]  # when each buffer's TXREQ was set
         self._flags()
 
     # -- bit timing --------------------------------------------------------------------
@@ -277,6 +278,7 @@ class MCP2515Model:
             elif b & 0xF8 == 0x80 and b != 0x80:
                 for k in range(3):
                     if b & (1 << k) and self.opmod != MODE_CONFIG:
+                        self.req_t[k] = self.clock.ticks_us()
                         self.r[0x30 + 0x10 * k] |= 0x08
                         self.r[0x30 + 0x10 * k] &= ~0x70
             elif b in LOAD_TX_ADDR:
@@ -346,7 +348,7 @@ class MCP2515Model:
             # the earliest of: a peer's frame, our next attempt
             pf = bus.queue[0] if bus.queue else None
             tx = self._next_tx() if (self.opmod in (0x00, 0x40) and not self.busoff) else -1
-            t_tx = self.free_at if tx >= 0 else None
+            t_tx = max(self.free_at, self.req_t[tx]) if tx >= 0 else None
             t_pf = pf[0] if pf is not None else None
             if (t_tx is None or t_tx > now) and (t_pf is None or t_pf > now):
                 break
