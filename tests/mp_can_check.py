@@ -282,5 +282,110 @@ def case_frames():
     OUT["name"] = list(svc.name)
 
 
+class LockChip:
+    """A stand-in MCP2515 that allocates nothing, so heap_lock() sees only
+    the driver and the service: registers in a bytearray, READ STATUS and
+    the RX buffer set by the test."""
+
+    def __init__(self):
+        self.r = bytearray(128)
+        self.r[0x0E] = 0x80
+        self.status = 0
+        self.ins = 0
+        self.n = 0
+        self.addr = 0
+
+    def cs(self, level):
+        self.n = 0
+
+    def mosi(self, buf):
+        for i in range(len(buf)):
+            b = buf[i]
+            if self.n == 0:
+                self.ins = b
+                if b == 0xC0:
+                    self.r[0x0E] = 0x80
+                elif b == 0x90 or b == 0x94:
+                    self.addr = 0x61
+            elif self.n == 1:
+                self.addr = b
+            elif self.ins == 0x02:
+                self._w(self.addr, b)
+                self.addr += 1
+            elif self.ins == 0x05 and self.n == 3 and self.addr == 0x0F:
+                self._w(0x0F, b)
+            self.n += 1
+
+    def _w(self, a, v):
+        self.r[a] = v
+        if a == 0x0F:
+            self.r[0x0E] = v & 0xE0
+
+    def miso(self, buf):
+        for i in range(len(buf)):
+            if self.ins == 0xA0:
+                buf[i] = self.status
+            else:
+                buf[i] = self.r[self.addr & 0x7F]
+                self.addr += 1
+
+
+def case_lock():
+    """service() under micropython.heap_lock(): sending, a full TX buffer,
+    keep-alives and garbage received, error passive, bus-off, a restart."""
+    import micropython
+    from bms.config import Config
+    from bms.app import App
+    from bms.can_service import CanService, settings
+    b = Bench()
+    chip = LockChip()
+    spi = b.spi(1)
+    spi.chain = chip
+    cs = b.pin(17)
+    cs.listener = chip.cs
+    irq = b.pin(21)
+    irq.v = 1
+    drv = D.MCP2515(spi, cs, irq, 8000000)
+    cfg = Config({"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"})
+    hal = PackHal(cfg, 16, 4)
+    app = App(cfg, hal)
+    out = {}
+    for prof in ("pylontech", "victron", "sma_lv"):
+        svc = CanService(app, drv, settings({"profile": prof}, cfg), 0, b.clock)
+        errors = 0
+        now = 0
+        for k in range(600):
+            app.tick(now)
+            phase = k // 100
+            chip.status = 0x54 if phase == 1 else 0  # all three TXREQ set: TX full
+            chip.r[0x2D] = 0x10 if phase == 2 else (0x20 if phase == 3 else 0)  # passive, bus-off
+            if k % 3 == 0:  # a frame waiting: INT low, RX0IF
+                irq.v = 0
+                chip.status |= 0x01
+                chip.r[0x61] = 0x60 if k % 2 else 0x20  # 0x305 or an unknown 0x101
+                chip.r[0x62] = 0xA0 if k % 2 else 0x20
+                chip.r[0x65] = 3 if k % 9 == 3 else 8  # a keep-alive of the wrong length now and then
+            else:
+                irq.v = 1
+            micropython.heap_lock()
+            try:
+                svc.service(now)
+            except MemoryError:
+                errors += 1
+            micropython.heap_unlock()
+            now += 100
+        out[prof] = {"alloc_errors": errors, "sent": svc.sent, "tx_full": svc.tx_full, "passive": svc.passive,
+                     "bus_off": svc.bus_off, "restarts": svc.restarts, "rx_ok": svc.rx_ok, "rx_unknown": svc.rx_unknown,
+                     "rx_bad_dlc": svc.rx_bad_dlc, "rx_floods": svc.rx_floods}
+    micropython.heap_lock()  # the control: an allocation under the lock is caught
+    try:
+        bytearray(8)
+        out["control"] = 0
+    except MemoryError:
+        out["control"] = 1
+    micropython.heap_unlock()
+    OUT.update(out)
+
+
 globals()["case_" + CASE]()
 print(json.dumps(OUT))

@@ -205,3 +205,14 @@ def test_every_frame_decodes_to_the_firmware_state(profile):
     c = out["counters"]
     assert c["rx_unknown"] > 0 and c["rx_bad_dlc"] > 0 and c["silences"] == 1 and out["internal_error"] == 0
     assert 5000 <= out["silent_warn_ms"] <= 5000 + 1000 + 200  # silent_ms, the keep-alive period, two ticks
+
+
+def test_can_service_allocates_nothing():
+    out = run("lock")
+    assert out["control"] == 1  # heap_lock catches an allocation
+    for prof in ("pylontech", "victron", "sma_lv"):
+        x = out[prof]
+        assert x["alloc_errors"] == 0, (prof, x)
+        # the locked calls went through every path: sending, TX full, passive, bus-off + restart, RX good and bad
+        assert x["sent"] > 0 and x["tx_full"] > 0 and x["passive"] > 0 and x["bus_off"] > 0 and x["restarts"] > 0, x
+        assert x["rx_ok"] > 0 and x["rx_unknown"] > 0 and x["rx_bad_dlc"] > 0 and x["rx_floods"] > 0, x

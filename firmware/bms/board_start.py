@@ -53,9 +53,18 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
     wdt_reset = cause == machine.WDT_RESET
     app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
                                      "wdt" if wdt_reset else cause, port)
+    can = None
+    if "can" in board:
+        from bms.can_service import build as build_can, CanConfigError
+        try:
+            can = build_can(board["can"], app, machine, clock, clock.ticks_ms())
+        except CanConfigError as e:
+            # the pack runs without the inverter link (protection does not
+            # need it); the boot line says why
+            _boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
-    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console)
+    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, can)
     runner.run(max_ticks)
     return runner
 

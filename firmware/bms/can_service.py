@@ -369,3 +369,29 @@ class CanService:
                 return
             self.sent += 1
             self.cursor += 1
+
+
+def build(d, app, machine, clock, now_ms):
+    """The board config's `can` section -> a running CanService on an
+    MCP2515 (SPI mode 0,0, datasheet section 12). A bad entry raises
+    CanConfigError naming the field; nothing is built then."""
+    if not isinstance(d, dict):
+        _err("", "expected an object, got " + repr(d))
+    s = settings(d, app.cfg)
+    spi = d.get("spi")
+    if not isinstance(spi, dict):
+        _err("spi", "expected an object with id, sck, mosi, miso")
+    for k in ("id", "sck", "mosi", "miso"):
+        if k not in spi:
+            _err("spi." + k, "missing")
+    if "cs" not in d:
+        _err("cs", "missing")
+    baud = _int(spi, "baudrate", 8000000, 100000, 10000000)  # the MCP2515 takes 10 MHz at most
+    from bms.drivers.mcp2515 import MCP2515
+    M = machine
+    bus = M.SPI(spi["id"], baudrate=baud, polarity=0, phase=0, sck=M.Pin(spi["sck"]), mosi=M.Pin(spi["mosi"]),
+                miso=M.Pin(spi["miso"]))
+    cs = M.Pin(d["cs"], M.Pin.OUT, value=1)
+    irq = M.Pin(d["int"], M.Pin.IN, M.Pin.PULL_UP) if "int" in d else None
+    drv = MCP2515(bus, cs, irq, s["crystal_hz"])
+    return CanService(app, drv, s, now_ms, clock)

@@ -186,7 +186,7 @@ class MCP2515:
             self.write(RXB1CTRL, 0x60)
             self.write(CANINTE, 0x03)  # INT follows RX0IF | RX1IF only
             self.write(CANINTF, 0x00)
-            if (self.read(CNF1), self.read(CNF2), self.read(CNF3)) != self.cnf:
+            if self.read(CNF1) != c1 or self.read(CNF2) != c2 or self.read(CNF3) != c3:
                 return ERR_CONFIG
             if self.read(RXB0CTRL) & 0x64 != 0x64 or self.read(CANINTE) != 0x03:
                 return ERR_CONFIG

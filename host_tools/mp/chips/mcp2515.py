@@ -473,3 +473,39 @@ class MCP2515Model:
         r[base + 5] = len(data) & 0x0F
         for i in range(8):
             r[base + 6 + i] = data[i] if i < len(data) else 0
+
+
+class Absent:
+    """An SPI bus with no chip on it: MISO floats high (reads 0xFF)."""
+
+    def cs(self, level):
+        pass
+
+    def mosi(self, buf):
+        pass
+
+    def miso(self, buf):
+        for i in range(len(buf)):
+            buf[i] = 0xFF
+
+
+def attach(bench, can, fitted=True):
+    """Wires an MCP2515 model (or, fitted=False, nothing) to the bench
+    pins and SPI bus named by a board config's `can` section; returns
+    (chip, bus, peer) or (None, None, None)."""
+    spi = bench.spi(can["spi"]["id"])
+    cs = bench.pin(can["cs"])
+    if not fitted:
+        spi.chain = Absent()
+        return None, None, None
+    irq = bench.pin(can["int"]) if "int" in can else None
+    if irq is not None:
+        irq.v = 1
+    chip = MCP2515Model(bench.clock, can["crystal_hz"], irq)
+    bus = CanBus(500000)
+    bus.attach(chip)
+    peer = Peer()
+    bus.attach(peer)
+    spi.chain = chip
+    cs.listener = chip.cs
+    return chip, bus, peer
