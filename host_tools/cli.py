@@ -26,7 +26,7 @@ def cmd_sim(args) -> int:
         return 2
     from host_tools.boardcfg import BoardConfigError
     try:
-        res = run(sc, kernels=args.kernels, afe=args.afe)
+        res = run(sc, kernels=args.kernels, afe=args.afe, can=args.can)
     except (FirmwareError, BoardConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
@@ -170,6 +170,9 @@ def main(argv=None) -> int:
     p.add_argument("--tick", help="override the scenario's tick (e.g. '100 ms')")
     p.add_argument("--kernels", choices=("viper", "ref"), default="viper",
                    help="firmware inner loops: viper kernels or their plain-Python twins")
+    p.add_argument("--can", choices=("pylontech", "victron", "sma_lv"), default=None,
+                   help="closed loop over the inverter CAN: the plant's inverter/charger take their limits from this "
+                        "profile's frames, decoded off the MCP2515 model with the project's DBC (stop 3 s after the last 0x351)")
     p.add_argument("--afe", choices=("bq76952", "ltc6813", "adc"),
                    help="read the plant through this front end's chip model and the board HAL's real driver "
                         "(wiring from board_configs/, resized to the scenario's pack) instead of the sim HAL")

@@ -96,7 +96,8 @@ class Peer:
         return self.ack
 
     def on_frame(self, t_us, can_id, data):
-        self.rx.append((t_us, can_id, data))
+        if self.rx is not None:  # None: forward only (long runs)
+            self.rx.append((t_us, can_id, data))
         if self.on_rx is not None:
             self.on_rx(t_us, can_id, data)
 
