@@ -216,3 +216,47 @@ def test_can_service_allocates_nothing():
         # the locked calls went through every path: sending, TX full, passive, bus-off + restart, RX good and bad
         assert x["sent"] > 0 and x["tx_full"] > 0 and x["passive"] > 0 and x["bus_off"] > 0 and x["restarts"] > 0, x
         assert x["rx_ok"] > 0 and x["rx_unknown"] > 0 and x["rx_bad_dlc"] > 0 and x["rx_floods"] > 0, x
+
+
+# -- closed loop in the simulator: the plant's inverter on the CAN frames --------------------------
+
+def _outcome(res):
+    from host_tools import report
+    return ([(v.ok, v.text.split(":")[0]) for v in report.check(res)],
+            sorted({name for _, name, what in res.fault_events if what == "raised"}),
+            [x[1] if isinstance(x, tuple) else x for x in getattr(res, "step_ends", [])])
+
+
+def test_closed_loop_over_can_same_outcome_and_stop_when_frames_stop():
+    import copy
+
+    import numpy as np
+
+    from host_tools import scenario
+    from host_tools.sim import Simulation
+
+    sc = scenario.load(ROOT / "scenarios" / "afe_short.toml")
+    plain = Simulation(sc).run()
+    loop = Simulation(copy.deepcopy(sc), can="victron").run()
+    assert loop.can_limits and all(v.ok for v in __import__("host_tools.report", fromlist=["check"]).check(loop))
+    assert _outcome(loop) == _outcome(plain)
+    # the inverter's limits came off the bus, once a second: never above what the firmware
+    # allowed within the last period (+ the tick the frame takes to reach the plant), 0.1 A steps
+    got = np.array([c for _, c, _, _ in loop.can_limits])
+    fw = np.array(loop.ccl)
+    worst = max(got[i] - fw[max(0, i - 11):i + 1].max() for i in range(len(fw)))
+    assert worst <= 0.1 + 1e-9, worst
+    assert got.max() > 40  # and it did charge on them
+    # a silent BMS: the cable cut during the charge, the charger stops within 3 s (Victron)
+    cut = copy.deepcopy(sc)
+    cut.profile = cut.profile[:1]
+    cut.profile[0].timeout_s = 130
+    sim = Simulation(cut, can="victron", can_cut_at_s=120.0)
+    res = sim.run()
+    last = sim.inverter.last_limits_s  # the last 0x351 that reached the inverter
+    t = np.array(res.t)
+    cur = np.array(res.cur)
+    assert cur[(t > 100) & (t < 120)].min() > 10  # charging before the cut
+    stop = t[(t >= 120) & (np.abs(cur) < 1e-9)].min()
+    print(f"\nsilent BMS: plant inverter stopped {stop - last:.1f} s after the last 0x351 ({stop - 120:.1f} s after the cut)")
+    assert 119 <= last < 120 and 3.0 <= stop - last <= 3.0 + 0.2  # Victron's 3 s, then the next tick
