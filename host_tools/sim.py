@@ -131,7 +131,8 @@ class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
                  firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
                  linger_s: float = 1.0, cpu: int | None = None, state_dir: Path | None = None,
-                 afe: str | None = None, can: str | None = None, can_cut_at_s: float | None = None):
+                 afe: str | None = None, can: str | None = None, can_cut_at_s: float | None = None,
+                 can_frames: Path | None = None):
         """stop_on_fault: end the run `linger_s` after this fault is first
         raised (campaigns). cpu: the core for the lock-step pair (default:
         chosen by pid)."""
@@ -144,6 +145,7 @@ class Simulation:
         # (host_tools/inverter.py), cut off from them at can_cut_at_s
         self.can = can
         self.can_cut_at_s = can_cut_at_s
+        self.can_frames = can_frames  # keep the frames file here (default: a temporary one)
         self.inverter = None
         self.sc = sc
         self.kernels = kernels
@@ -188,7 +190,8 @@ class Simulation:
             from host_tools.firmware import ROOT
             from host_tools.inverter import CanInverter
             can_tmp = tempfile.TemporaryDirectory(prefix="bmscan-")
-            frames_path = Path(can_tmp.name) / "frames.txt"
+            frames_path = Path(self.can_frames) if self.can_frames else Path(can_tmp.name) / "frames.txt"
+            frames_path.parent.mkdir(parents=True, exist_ok=True)
             extra = ("--can", self.can, "--can-out", str(frames_path), "--chips", str(ROOT / "host_tools" / "mp"))
             self.inverter = CanInverter(frames_path, cut_at_s=self.can_cut_at_s)
         try:
@@ -445,13 +448,14 @@ def write_state_record(state_dir: Path, soc_cpct: int, capacity_mah: int = 0) ->
     (state_dir / "state.b").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
 
 
-def run(sc: Scenario, kernels: str = "viper", afe: str | None = None, can: str | None = None) -> Result:
+def run(sc: Scenario, kernels: str = "viper", afe: str | None = None, can: str | None = None,
+        can_frames: Path | None = None) -> Result:
     """Runs a scenario; a pump_saving expectation adds the always-on run.
     can: the plant's inverter takes its limits from that CAN profile's frames."""
-    res = Simulation(sc, kernels, afe=afe, can=can).run()
+    res = Simulation(sc, kernels, afe=afe, can=can, can_frames=can_frames).run()
     if any(e.kind == "pump_saving" for e in sc.expects):
         import copy
         ao = copy.deepcopy(sc)
         ao.firmware["pump_force_pm"] = 1000
-        res.always_on = Simulation(ao, kernels, afe=afe).run()
+        res.always_on = Simulation(ao, kernels, afe=afe, can=can).run()
     return res

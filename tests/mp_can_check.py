@@ -387,5 +387,19 @@ def case_lock():
     OUT.update(out)
 
 
+def case_config_errors():
+    from bms.config import Config
+    from bms.can_service import settings, CanConfigError
+    cfg = Config({"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"})
+    for key, d in (("profile", {"profile": "growatt"}), ("victron_name", {"profile": "victron", "name": "PYLON"}),
+                   ("period", {"period_ms": 50}), ("cvl", {"cvl_cell_mv": 3700}), ("crystal", {"crystal_hz": 12000000})):
+        try:
+            settings(d, cfg)
+            OUT[key] = "accepted"
+        except CanConfigError as e:
+            OUT[key] = str(e)
+    OUT["ok"] = settings({}, cfg)["profile"]
+
+
 globals()["case_" + CASE]()
 print(json.dumps(OUT))

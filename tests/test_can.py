@@ -260,3 +260,74 @@ def test_closed_loop_over_can_same_outcome_and_stop_when_frames_stop():
     stop = t[(t >= 120) & (np.abs(cur) < 1e-9)].min()
     print(f"\nsilent BMS: plant inverter stopped {stop - last:.1f} s after the last 0x351 ({stop - 120:.1f} s after the cut)")
     assert 119 <= last < 120 and 3.0 <= stop - last <= 3.0 + 0.2  # Victron's 3 s, then the next tick
+
+
+def test_bmsctl_can_decodes_and_logs_for_python_can(tmp_path):
+    import io
+    import threading
+
+    import can
+
+    from host_tools import canmon
+
+    out = run("frames", "victron")
+    src = tmp_path / "frames.txt"
+    src.write_text("".join(f"{t} {i:x} {bytes(d).hex()}\n" for t, i, d in out["frames"][:400]))
+    for log in ("bus.log", "bus.asc"):
+        text = io.StringIO()
+        assert canmon.run(str(src), str(tmp_path / log), follow=False, out=text) == 0
+        lines = text.getvalue().splitlines()
+        assert lines[-1].startswith("400 frames")
+        assert any("BMS_Limits: ChargeVoltageLimit=" in ln for ln in lines)
+        assert any("BMS_Name: 'MPY-BMS '" in ln for ln in lines)
+        back = list(can.LogReader(str(tmp_path / log)))  # python-can reads the log back
+        assert [(m.arbitration_id, bytes(m.data)) for m in back] == [(i, bytes(d)) for _, i, d in out["frames"][:400]]
+    # a python-can bus (the virtual interface stands in for a USB-CAN adapter)
+    tx = can.Bus(interface="virtual", channel="h16test")
+    got = []
+
+    def send():
+        import time
+        time.sleep(0.3)
+        tx.send(can.Message(arbitration_id=0x351, data=bytes.fromhex("1402740E740ECC01"), is_extended_id=False))
+        tx.send(can.Message(arbitration_id=0x123, data=b"\x01", is_extended_id=False))
+
+    th = threading.Thread(target=send)
+    th.start()
+    text = io.StringIO()
+    canmon.run("virtual:h16test", None, duration=1.0, out=text)
+    th.join()
+    tx.shutdown()
+    got = text.getvalue()
+    assert "ChargeVoltageLimit=53.2V ChargeCurrentLimit=370A DischargeCurrentLimit=370A DischargeVoltageLimit=46V" in got
+    assert "123 [1] 01  (not in the DBC)" in got
+
+
+def test_can_config_errors_name_the_field(tmp_path):
+    import shutil
+
+    from host_tools.boardcfg import BoardConfigError, load_board_config
+
+    good = json.loads((ROOT / "board_configs" / "pico_bq76952.json").read_text())
+    for patch, msg in (({"profile": "growatt"}, "can.profile"), ({"crystal_hz": 12000000}, "can.crystal_hz"),
+                       ({"cs": 4}, "can.cs: pin 4 is already used by afe.i2c.sda"),
+                       ({"name": "TOOLONGNAME"}, "can.name"),
+                       ({"cvl_cell_mv": 3400, "dvl_cell_mv": 3400}, "can.dvl_cell_mv")):
+        bad = json.loads(json.dumps(good))
+        bad["can"].update(patch)
+        p = tmp_path / "b.json"
+        p.write_text(json.dumps(bad))
+        with pytest.raises(BoardConfigError, match=msg.replace("(", r"\(")):
+            load_board_config(p)
+    del shutil
+    # the firmware side checks again (a board's filesystem can hold anything)
+    out = run("config_errors")
+    del out["calls"], out["frames"]
+    assert out == {
+        "profile": "board.can.profile: expected one of pylontech, sma_lv, victron, got 'growatt'",
+        "victron_name": "board.can.name: 'PYLON' makes a Victron system override the BMS's limits (dvcc.py brand detection)",
+        "period": "board.can.period_ms: 50 outside 100..10000",
+        "cvl": "board.can.cvl_cell_mv: 3700 outside 2851..3450",
+        "crystal": "board.can.crystal_hz: expected 8000000 or 16000000, got 12000000",
+        "ok": "pylontech",
+    }, out
