@@ -113,7 +113,7 @@ def expected(msg, s, cfg):
             out["StateOfChargeHiRes"] = soc / 100
         return out
     if msg == "BMS_Measurements":
-        return {"BatteryVoltage": sig["cell_sum_mv"] // 10 / 100,
+        return {"BatteryVoltage": min(sig["cell_sum_mv"] // 10, 32767) / 100,
                 "BatteryCurrent": (abs(cur) // 100) * (1 if cur >= 0 else -1) / 10,
                 "BatteryTemperature": sig["temp_max_dc"] / 10}
     if msg == "BMS_PylonFlags":

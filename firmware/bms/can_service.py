@@ -204,7 +204,9 @@ class CanService:
             soh = st.capacity_mah * 100 // cfg.capacity_mah
             soh = 0 if soh < 0 else (100 if soh > 100 else soh)
         v[P.V_SOH_PCT] = soh
-        v[P.V_PACK_CV] = total // 10
+        # s16 at 0.01 V: a low-voltage protocol; a pack above 327.67 V reads
+        # the maximum rather than wrapping negative
+        v[P.V_PACK_CV] = total // 10 if total < 327670 else 32767
         c = sig[S.CURRENT_MA]
         v[P.V_CUR_DA] = c // 100 if c >= 0 else -((-c) // 100)
         v[P.V_TEMP_DC] = sig[S.TEMP_MAX_DC]

@@ -39,7 +39,9 @@
 #   (from above 127 back to 120). TEC or REC >= 96 warning (EWARN, TXWAR,
 #   RXWAR), > 127 error passive (TXEP, RXEP), TEC > 255 bus-off (TXBO; TEC
 #   reads 255 then: UNVERIFIED). The chip leaves bus-off by itself after
-#   128 x 11 recessive bits (section 6; a stuck bus never gives them).
+#   128 occurrences of 11 consecutive recessive bits (checked: DS21801E
+#   section 6, Figure 6-1 "Error Modes State Diagram"; a stuck bus never
+#   gives them). TEC 1Ch and REC 1Dh read-only, 0 at POR (Registers 6-1, 6-2).
 # - bus faults: bus.stuck (a shorted or stuck-dominant bus: every bit a
 #   bit error), no peer / peer.ack False (no ACK).
 # - INT pin: low while (CANINTF & CANINTE) != 0.
