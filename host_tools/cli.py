@@ -91,8 +91,10 @@ def cmd_board(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     fs = Path(args.fs) if args.fs else Path(tempfile.mkdtemp(prefix="bms-board-"))
-    with VirtualBoard(fs, sc, speed=args.speed, link=args.link) as vb:
+    with VirtualBoard(fs, sc, speed=args.speed, link=args.link, can=args.can, can_frames=args.can_frames) as vb:
         print(f"virtual board on {vb.path}" + (f" (also {args.link})" if args.link else ""), flush=True)
+        if args.can:
+            print(f"  inverter CAN ({args.can}) frames in {vb.can_frames}: bmsctl can --port {vb.can_frames}", flush=True)
         print(f"  filesystem {fs}; plant: {sc.description}", flush=True)
         if args.flash:
             cfg_path = fs.parent / (fs.name + "-config.json")
@@ -215,6 +217,9 @@ def main(argv=None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="plant clock speed (1 = real time)")
     p.add_argument("--link", help="also make the port available under this path (a symlink, like /dev/serial/by-id)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--can", choices=("pylontech", "victron", "sma_lv"),
+                   help="the firmware's inverter CAN on an MCP2515 model (frames in --can-frames, for bmsctl can --port)")
+    p.add_argument("--can-frames", help="with --can: the frames file (default: can-frames.txt in the filesystem directory)")
     p.set_defaults(func=cmd_board)
     p = sub.add_parser("flash", help="compile, copy, verify and start the firmware on a board")
     p.add_argument("--board", required=True, help="a board config name in board_configs/ (e.g. pico_bq76952) or a path")

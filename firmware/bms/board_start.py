@@ -115,7 +115,15 @@ def run_virtual(board, cfg, raw, store, source, root):
         hal = SimHal(cfg, kernels, stream)
         app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, reset == "wdt",
                                          reset, None)
+        can = None
+        if os.getenv("BMS_CAN"):
+            # the inverter CAN on an MCP2515 model (bmsctl board --can):
+            # frames to the file BMS_CAN_OUT, stamped with the wall clock
+            import sys
+            sys.path.append(os.getenv("BMS_CHIPS"))
+            from chips.can_sim import SimCan
+            can = SimCan(app, os.getenv("BMS_CAN"), os.getenv("BMS_CAN_OUT"), True)
         hal.hello(hello(cfg))
-        sim_loop(app, hal, keeper, console)
+        sim_loop(app, hal, keeper, console, can)
     finally:
         stream.close()

@@ -5,6 +5,7 @@
 # receives to the host plant through a file (one line per frame:
 # "t_us id hexbytes"), where host_tools/inverter.py decodes it with the
 # project's DBC. Time is the plant's: the model's clock follows now_ms.
+import time
 from chips.bench import Bench
 from chips.mcp2515 import MCP2515Model, CanBus, Peer
 from bms.drivers.mcp2515 import MCP2515
@@ -12,7 +13,11 @@ from bms.can_service import CanService, settings
 
 
 class SimCan:
-    def __init__(self, app, profile, out_path):
+    def __init__(self, app, profile, out_path, wall=False):
+        # wall: stamp the frames with the wall clock (the virtual board, in
+        # real time) instead of the plant's time
+        self.wall = wall
+        self.t0 = time.ticks_us()
         b = Bench()
         self.clock = b.clock
         irq = b.pin("can_int")
@@ -35,6 +40,8 @@ class SimCan:
 
     def _forward(self, t_us, can_id, data):
         self.written = 1
+        if self.wall:
+            t_us = time.ticks_diff(time.ticks_us(), self.t0)
         self.out.write("%d %x %s\n" % (t_us, can_id, "".join("%02x" % x for x in data)))
 
     def service(self, now_ms):
