@@ -227,7 +227,7 @@ def _outcome(res):
             [x[1] if isinstance(x, tuple) else x for x in getattr(res, "step_ends", [])])
 
 
-def test_closed_loop_over_can_same_outcome_and_stop_when_frames_stop():
+def test_closed_loop_over_can_same_outcome_and_stop_when_frames_stop(tmp_path):
     import copy
 
     import numpy as np
@@ -236,8 +236,11 @@ def test_closed_loop_over_can_same_outcome_and_stop_when_frames_stop():
     from host_tools.sim import Simulation
 
     sc = scenario.load(ROOT / "scenarios" / "afe_short.toml")
+    # shorter for make test (make can-loop runs the full scenarios): 1 min rest, 2 min discharge
+    sc.profile[1].duration_s = 60
+    sc.profile[2].timeout_s = 120
     plain = Simulation(sc).run()
-    loop = Simulation(copy.deepcopy(sc), can="victron").run()
+    loop = Simulation(copy.deepcopy(sc), can="victron", can_frames=tmp_path / "frames.txt").run()
     assert loop.can_limits and all(v.ok for v in __import__("host_tools.report", fromlist=["check"]).check(loop))
     assert _outcome(loop) == _outcome(plain)
     # the inverter's limits came off the bus, once a second: never above what the firmware
@@ -247,6 +250,41 @@ def test_closed_loop_over_can_same_outcome_and_stop_when_frames_stop():
     worst = max(got[i] - fw[max(0, i - 11):i + 1].max() for i in range(len(fw)))
     assert worst <= 0.1 + 1e-9, worst
     assert got.max() > 40  # and it did charge on them
+    # every frame of the run decoded with the DBC equals the firmware's state of the tick it was built
+    # from (the sim frame's CCL, DCL, SOC, fault bits of that tick; 100 ms ticks)
+    db = cantools.database.load_file(str(DBC))
+    raised = {}
+    active = set()
+    events = sorted(loop.fault_events)
+    ei = 0
+    faults_at = []
+    for k, t in enumerate(loop.t):
+        while ei < len(events) and events[ei][0] <= t + 1e-9:
+            (active.add if events[ei][2] == "raised" else active.discard)(events[ei][1])
+            ei += 1
+        faults_at.append(frozenset(active))
+    del raised
+    checked = 0
+    for ln in (tmp_path / "frames.txt").read_text().splitlines():
+        t_us, cid, data = ln.split()
+        k = int(t_us) // 100000
+        cid = int(cid, 16)
+        m = db.decode_message(cid, bytes.fromhex(data), decode_choices=False)
+        if cid == 0x351:
+            assert m["ChargeCurrentLimit"] == pytest.approx(round(loop.ccl[k] * 1000) // 100 / 10, abs=1e-9), (k, m)
+            assert m["DischargeCurrentLimit"] == pytest.approx(round(loop.dcl[k] * 1000) // 100 / 10, abs=1e-9), (k, m)
+        elif cid == 0x355:
+            cpct = max(0, round(loop.soc_fw[k] * 10000))
+            assert (m["StateOfCharge"], m["StateOfChargeHiRes"]) == (cpct // 100, pytest.approx(cpct / 100)), (k, m)
+        elif cid == 0x35A:
+            f = faults_at[k]
+            assert m["AlarmHighVoltage"] == pair(f & OV) and m["WarningHighVoltage"] == pair("CELL_OV_WARN" in f), (k, m)
+            assert m["WarningLowVoltage"] == pair("CELL_UV_WARN" in f) and m["AlarmGeneral"] == pair(f & CRITICAL), (k, m)
+        else:
+            continue
+        checked += 1
+    print(f"\nclosed loop: {checked} frames (0x351, 0x355, 0x35A) equal the firmware's state of their tick")
+    assert checked > 3 * 0.95 * loop.sim_s
     # a silent BMS: the cable cut during the charge, the charger stops within 3 s (Victron)
     cut = copy.deepcopy(sc)
     cut.profile = cut.profile[:1]
