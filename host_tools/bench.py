@@ -88,7 +88,7 @@ def can_bench(realtime_s: int = 10) -> dict:
     c = json.loads(r.stdout.strip().splitlines()[-1])
     print("Inverter CAN service between ticks (16 cells, unix port, median of 200 calls; MCP2515 driver on a stand-in chip")
     print("that answers its SPI transfers from a bytearray, so the Python chip model's work is not counted; the tick for scale)")
-    print(f"  tick {c['tick_us']} us")
+    print(f"  tick {c['tick_us']} us; the driver and the service (victron) hold {c['service_heap_bytes']} bytes of heap")
     for prof in ("pylontech", "victron"):
         x = c[prof]
         print(f"  {prof:<9} ({x['frames']} frames): service() with nothing due {x['idle_us']} us; a period start (error counters + "

@@ -104,7 +104,14 @@ cs = b.pin(17)
 cs.listener = chip.cs
 irq = b.pin(21)
 irq.v = 1
+import gc  # noqa: E402
+gc.collect()
+heap0 = gc.mem_alloc()
 drv = MCP2515(spi, cs, irq, 8000000)
+svc0 = CanService(app, drv, settings({"profile": "victron"}, cfg), 0, b.clock)
+gc.collect()
+out["service_heap_bytes"] = gc.mem_alloc() - heap0  # driver + service (victron), module code not included
+del svc0
 for prof in ("pylontech", "victron"):
     svc = CanService(app, drv, settings({"profile": prof, "period_ms": 100}, cfg), 0, b.clock)
     t = [0]
