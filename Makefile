@@ -79,3 +79,12 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info host_tools.egg-info
+
+# The closed loop over the inverter CAN (the plant's inverter takes its
+# limits from the Victron profile's frames off the MCP2515 model): the
+# default, a grid and a thermal scenario; `make test` runs a short one
+# (tests/test_can.py).
+.PHONY: can-loop
+can-loop: setup
+	@for s in default grid_reserve thermal_hot_day; do echo "== bmsctl sim scenarios/$$s.toml --can victron"; \
+	  $(BIN)/bmsctl sim scenarios/$$s.toml --can victron || exit 1; done

@@ -78,6 +78,32 @@ def bus_time() -> list[dict]:
     return rows
 
 
+def can_bench(realtime_s: int = 10) -> dict:
+    """The inverter CAN service between ticks (host_tools/mp/can_bench.py),
+    printed next to the console's figures."""
+    r = subprocess.run([micropython_binary(), str(ROOT / "host_tools" / "mp" / "can_bench.py"), str(FIRMWARE), str(realtime_s)],
+                       capture_output=True, text=True, timeout=120 + realtime_s)
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)
+    c = json.loads(r.stdout.strip().splitlines()[-1])
+    print("Inverter CAN service between ticks (16 cells, unix port, median of 200 calls; MCP2515 driver on a stand-in chip")
+    print("that answers its SPI transfers from a bytearray, so the Python chip model's work is not counted; the tick for scale)")
+    print(f"  tick {c['tick_us']} us; the driver and the service (victron) hold {c['service_heap_bytes']} bytes of heap")
+    for prof in ("pylontech", "victron"):
+        x = c[prof]
+        print(f"  {prof:<9} ({x['frames']} frames): service() with nothing due {x['idle_us']} us; a period start (error counters + "
+              f"every frame built and queued) {x['period_us']} us; 8 frames read in a flood (RX_MAX, the most one call reads) "
+              f"{x['flood_us']} us; a bus-off period {x['bus_off_us']} us; SPI {x['spi_bytes_per_s']} bytes/s on the chip model "
+              f"({x['spi_bytes_per_s'] * 8 / 8e6 * 1e3:.2f} ms/s of wire at 8 MHz)")
+    j = c["jitter"]
+    if j["intervals_us_min"] is not None:
+        print(f"  frame period (0x351, 1000 ms): board runner in real time on the unix port for {j['seconds']} s, "
+              f"{j['frames_351']} frames, intervals {j['intervals_us_min'] / 1000:.3f} .. {j['intervals_us_max'] / 1000:.3f} ms, "
+              f"{j['overruns']} tick overruns")
+    print()
+    return c
+
+
 def main(quick: bool = False) -> int:
     counts = (16, 96) if quick else CELL_COUNTS
     bus_time()
@@ -113,6 +139,7 @@ def main(quick: bool = False) -> int:
     print(f"  'status' {c['status_us']} us; 'cells' {c['cells_us']} us; a garbage line {c['bad_line_us']} us; "
           f"a 512-byte flood (the most one call takes) {c['flood_512_us']} us")
     print()
+    can_bench()
     print("Simulator real-time factor (simulated time / wall time, plant in CPython + firmware in the unix port, lock-step, 100 ms tick)")
     for n in (16, 96):
         s = copy.deepcopy(sc)

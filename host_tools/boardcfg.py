@@ -99,6 +99,13 @@ def _pins(data):
         yield "heater.pin", data["heater"]["pin"]
     if "status_led" in data:
         yield "status_led", data["status_led"]
+    can = data.get("can")
+    if can:
+        for k in ("sck", "mosi", "miso"):
+            yield f"can.spi.{k}", can["spi"][k]
+        yield "can.cs", can["cs"]
+        if "int" in can:
+            yield "can.int", can["int"]
 
 
 def _cross_checks(name: str, data: dict):
@@ -108,6 +115,11 @@ def _cross_checks(name: str, data: dict):
             raise BoardConfigError(f"{name}: {field}: pin {pin!r} is already used by {seen[pin]}")
         seen[pin] = field
     afe = data.get("afe", {})
+    can = data.get("can")
+    if can and afe.get("type") in ("ltc6811", "ltc6813") and afe["spi"]["id"] == can["spi"]["id"]:
+        raise BoardConfigError(f"{name}: can.spi.id: SPI {can['spi']['id']} is the front end's bus; the MCP2515 needs its own")
+    if can and "cvl_cell_mv" in can and "dvl_cell_mv" in can and can["dvl_cell_mv"] >= can["cvl_cell_mv"]:
+        raise BoardConfigError(f"{name}: can.dvl_cell_mv: must be below can.cvl_cell_mv ({can['cvl_cell_mv']} mV)")
     if afe.get("type") == "direct_adc":
         n = len(afe["cell_channels"])
         for k in ("gain_uv", "offset_mv", "bleed"):

@@ -26,7 +26,9 @@ def cmd_sim(args) -> int:
         return 2
     from host_tools.boardcfg import BoardConfigError
     try:
-        res = run(sc, kernels=args.kernels, afe=args.afe)
+        if args.can_frames and not args.can:
+            raise scenario.ScenarioError("--can-frames needs --can PROFILE")
+        res = run(sc, kernels=args.kernels, afe=args.afe, can=args.can, can_frames=args.can_frames)
     except (FirmwareError, BoardConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
@@ -89,8 +91,10 @@ def cmd_board(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     fs = Path(args.fs) if args.fs else Path(tempfile.mkdtemp(prefix="bms-board-"))
-    with VirtualBoard(fs, sc, speed=args.speed, link=args.link) as vb:
+    with VirtualBoard(fs, sc, speed=args.speed, link=args.link, can=args.can, can_frames=args.can_frames) as vb:
         print(f"virtual board on {vb.path}" + (f" (also {args.link})" if args.link else ""), flush=True)
+        if args.can:
+            print(f"  inverter CAN ({args.can}) frames in {vb.can_frames}: bmsctl can --port {vb.can_frames}", flush=True)
         print(f"  filesystem {fs}; plant: {sc.description}", flush=True)
         if args.flash:
             cfg_path = fs.parent / (fs.name + "-config.json")
@@ -161,6 +165,15 @@ def cmd_powercut(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_can(args) -> int:
+    from host_tools import canmon
+    try:
+        return canmon.run(args.port, args.log, args.duration, not args.no_follow)
+    except canmon.CanPortError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bmsctl", description="Host tools for the MicroPython BMS")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -170,6 +183,10 @@ def main(argv=None) -> int:
     p.add_argument("--tick", help="override the scenario's tick (e.g. '100 ms')")
     p.add_argument("--kernels", choices=("viper", "ref"), default="viper",
                    help="firmware inner loops: viper kernels or their plain-Python twins")
+    p.add_argument("--can", choices=("pylontech", "victron", "sma_lv"), default=None,
+                   help="closed loop over the inverter CAN: the plant's inverter/charger take their limits from this "
+                        "profile's frames, decoded off the MCP2515 model with the project's DBC (stop 3 s after the last 0x351)")
+    p.add_argument("--can-frames", help="with --can: keep the bus's frames in this file (bmsctl can --port FILE shows them live)")
     p.add_argument("--afe", choices=("bq76952", "ltc6813", "adc"),
                    help="read the plant through this front end's chip model and the board HAL's real driver "
                         "(wiring from board_configs/, resized to the scenario's pack) instead of the sim HAL")
@@ -200,6 +217,9 @@ def main(argv=None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="plant clock speed (1 = real time)")
     p.add_argument("--link", help="also make the port available under this path (a symlink, like /dev/serial/by-id)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--can", choices=("pylontech", "victron", "sma_lv"),
+                   help="the firmware's inverter CAN on an MCP2515 model (frames in --can-frames, for bmsctl can --port)")
+    p.add_argument("--can-frames", help="with --can: the frames file (default: can-frames.txt in the filesystem directory)")
     p.set_defaults(func=cmd_board)
     p = sub.add_parser("flash", help="compile, copy, verify and start the firmware on a board")
     p.add_argument("--board", required=True, help="a board config name in board_configs/ (e.g. pico_bq76952) or a path")
@@ -213,6 +233,13 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--screenshot", help="write the last view as text here at exit")
     p.set_defaults(func=cmd_monitor)
+    p = sub.add_parser("can", help="the firmware's inverter CAN frames, decoded live with the project's DBC")
+    p.add_argument("--port", required=True, help="a frames file from `bmsctl sim --can P --can-frames FILE`, or a "
+                                                 "python-can INTERFACE:CHANNEL (socketcan:can0, slcan:/dev/ttyACM0)")
+    p.add_argument("--log", help="also write every frame here: candump -L format (python-can, SavvyCAN), .asc for Vector ASC")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--no-follow", action="store_true", help="a frames file: stop at its end instead of waiting for more")
+    p.set_defaults(func=cmd_can)
     p = sub.add_parser("powercut", help="power cuts during config saves, state saves and log appends on littlefs")
     p.add_argument("--cuts", type=int, default=10000)
     p.add_argument("--seed", type=int, default=1)

@@ -59,8 +59,9 @@ class Actuators:
 class FirmwareLink:
     def __init__(self, config: dict, kernels: str = "viper", firmware_dir: Path | None = None,
                  mp_args=(), reset_cause: str = "power", state_dir: Path | None = None,
-                 afe: str | None = None):
+                 afe: str | None = None, extra_args=()):
         self.config = config
+        self.extra_args = tuple(extra_args)  # more firmware options (the inverter CAN: --can ...)
         self.kernels = kernels
         self.firmware_dir = Path(firmware_dir or FIRMWARE)
         self.mp_args = tuple(mp_args)
@@ -98,7 +99,7 @@ class FirmwareLink:
             [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
              "--sim", f"127.0.0.1:{port}", "--kernels", self.kernels, "--reset-cause", self.reset_cause,
              *(("--state-dir", str(self.state_dir)) if self.state_dir else ()),
-             *(afe_args(self.afe) if self.afe else ())],
+             *(afe_args(self.afe) if self.afe else ()), *self.extra_args],
             cwd=str(self.firmware_dir), stdout=self._logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.conn = None
         try:

@@ -73,6 +73,7 @@ class Result:
     duty: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     ccl: list = field(default_factory=list)
+    can_limits: list = field(default_factory=list)  # (t, CCL A, DCL A, CVL V or None) as the inverter decoded them
     dcl: list = field(default_factory=list)
     balancing: list = field(default_factory=list)
     # decimated per-cell series for the plot
@@ -130,7 +131,8 @@ class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
                  firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
                  linger_s: float = 1.0, cpu: int | None = None, state_dir: Path | None = None,
-                 afe: str | None = None):
+                 afe: str | None = None, can: str | None = None, can_cut_at_s: float | None = None,
+                 can_frames: Path | None = None):
         """stop_on_fault: end the run `linger_s` after this fault is first
         raised (campaigns). cpu: the core for the lock-step pair (default:
         chosen by pid)."""
@@ -139,6 +141,12 @@ class Simulation:
         self.cpu = cpu
         self.state_dir = state_dir  # the firmware's persistent files (survive between runs)
         self.afe = afe  # None: sim HAL; "bq76952", "ltc6813", "adc": through that chip model
+        # can: the inverter takes its limits from this CAN profile's frames
+        # (host_tools/inverter.py), cut off from them at can_cut_at_s
+        self.can = can
+        self.can_cut_at_s = can_cut_at_s
+        self.can_frames = can_frames  # keep the frames file here (default: a temporary one)
+        self.inverter = None
         self.sc = sc
         self.kernels = kernels
         self.plot_every_s = plot_every_s
@@ -175,13 +183,26 @@ class Simulation:
             # a capacity error is a learned capacity in the record, too
             write_state_record(Path(state_dir), int(round(sc.firmware_soc * 10000)),
                                firmware_capacity_mah(sc) if sc.estimate.capacity_error else 0)
+        extra = ()
+        can_tmp = None
+        if self.can:
+            import tempfile
+            from host_tools.firmware import ROOT
+            from host_tools.inverter import CanInverter
+            can_tmp = tempfile.TemporaryDirectory(prefix="bmscan-")
+            frames_path = Path(self.can_frames) if self.can_frames else Path(can_tmp.name) / "frames.txt"
+            frames_path.parent.mkdir(parents=True, exist_ok=True)
+            extra = ("--can", self.can, "--can-out", str(frames_path), "--chips", str(ROOT / "host_tools" / "mp"))
+            self.inverter = CanInverter(frames_path, cut_at_s=self.can_cut_at_s)
         try:
             with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, state_dir,
-                              self.afe) as link:
+                              self.afe, extra) as link:
                 result = self._loop(link)
         finally:
             if tmp is not None:
                 tmp.cleanup()
+            if can_tmp is not None:
+                can_tmp.cleanup()
         result.firmware_log = link.log
         return result
 
@@ -325,6 +346,12 @@ class Simulation:
             pack.bleed = np.array([(bal >> i) & 1 for i in range(n)], dtype=bool) if bal else np.zeros(n, dtype=bool)
             pack.pump_duty = duty / 1000
             ccl_a, dcl_a = ccl / 1000, dcl / 1000
+            cv_cap = math.inf
+            if self.inverter is not None:  # the limits as the inverter decoded them off the bus
+                self.inverter.poll(t)
+                ccl_a, dcl_a, cvl = self.inverter.limits(t)
+                cv_cap = cvl if cvl is not None else math.inf
+                res.can_limits.append((t, ccl_a, dcl_a, cvl))
             closed = pack.closed()
             # the inverter exports what the firmware asks, within the DCL
             grid_x = min(act.grid_ma / 1000, dcl_a) if closed and act.grid_ma > 0 else 0.0
@@ -342,7 +369,7 @@ class Simulation:
                 else:
                     net = solar - load - grid_x
                     if net >= 0:
-                        pack.current_a = max(0.0, min(net, ccl_a, pack.cv_current(step.cv_v * n)))
+                        pack.current_a = max(0.0, min(net, ccl_a, pack.cv_current(min(step.cv_v * n, cv_cap))))
                     else:
                         pack.current_a = -min(-net, dcl_a)
                 if t - step_t0 >= step.duration_s:
@@ -353,7 +380,7 @@ class Simulation:
                 elif inj.charger_no_stop:
                     i_set = step.current_a  # the charger ignores limits and CV
                 else:
-                    i_set = max(0.0, min(step.current_a, ccl_a, pack.cv_current(step.cv_v * n)))
+                    i_set = max(0.0, min(step.current_a, ccl_a, pack.cv_current(min(step.cv_v * n, cv_cap))))
                 pack.current_a = i_set
                 if closed and i_set > step.termination_a:
                     step_ran = True
@@ -421,12 +448,14 @@ def write_state_record(state_dir: Path, soc_cpct: int, capacity_mah: int = 0) ->
     (state_dir / "state.b").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
 
 
-def run(sc: Scenario, kernels: str = "viper", afe: str | None = None) -> Result:
-    """Runs a scenario; a pump_saving expectation adds the always-on run."""
-    res = Simulation(sc, kernels, afe=afe).run()
+def run(sc: Scenario, kernels: str = "viper", afe: str | None = None, can: str | None = None,
+        can_frames: Path | None = None) -> Result:
+    """Runs a scenario; a pump_saving expectation adds the always-on run.
+    can: the plant's inverter takes its limits from that CAN profile's frames."""
+    res = Simulation(sc, kernels, afe=afe, can=can, can_frames=can_frames).run()
     if any(e.kind == "pump_saving" for e in sc.expects):
         import copy
         ao = copy.deepcopy(sc)
         ao.firmware["pump_force_pm"] = 1000
-        res.always_on = Simulation(ao, kernels, afe=afe).run()
+        res.always_on = Simulation(ao, kernels, afe=afe, can=can).run()
     return res

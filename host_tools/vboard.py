@@ -278,7 +278,11 @@ class VirtualBoard:
     """fs_dir: the board's flash (kept between runs). The board is off until
     start(); `path` is the serial device to open."""
 
-    def __init__(self, fs_dir: Path, sc: Scenario, speed: float = 1.0, link: Path | None = None):
+    def __init__(self, fs_dir: Path, sc: Scenario, speed: float = 1.0, link: Path | None = None,
+                 can: str | None = None, can_frames: Path | None = None):
+        # can: the firmware's inverter CAN on an MCP2515 model, its frames in can_frames (bmsctl can --port)
+        self.can = can
+        self.can_frames = Path(can_frames) if can_frames else Path(fs_dir) / "can-frames.txt"
         self.link = Path(link) if link else None  # a stable name for the port, like /dev/serial/by-id/...
         self.fs = Path(fs_dir)
         self.fs.mkdir(parents=True, exist_ok=True)
@@ -310,6 +314,9 @@ class VirtualBoard:
 
     def _spawn(self, raw: bool):
         env = dict(os.environ, BMS_SIM_LINK=self.plant.address)
+        if self.can:
+            from host_tools.firmware import ROOT
+            env.update(BMS_CAN=self.can, BMS_CAN_OUT=str(self.can_frames), BMS_CHIPS=str(ROOT / "host_tools" / "mp"))
         self.proc = subprocess.Popen([micropython_binary(), str(ROM), *(["--raw"] if raw else [])],
                                      cwd=str(self.fs), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, bufsize=0)

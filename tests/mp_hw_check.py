@@ -508,8 +508,12 @@ def case_board_start():
     chip.set_stack(5280, 5280, 5280, 0)
     b.reset_cause = b.machine.WDT_RESET
     b.pin(18).v = 0  # enable (active low) on
+    from chips.mcp2515 import attach
+    can_chip, can_bus, peer = attach(b, board("pico_bq76952.json")["can"])
     port = QuietPort()
     runner = boot.board_main(root, b.machine, b.clock, port, 30)
+    OUT["can_ids"] = sorted(set(i for _, i, _ in peer.rx))
+    OUT["can_bitrate"] = can_chip.bitrate()
     st = runner.app.app.state
     OUT["ticks"] = runner.ticks
     OUT["feeds"] = b.wdt.feeds

@@ -53,9 +53,18 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
     wdt_reset = cause == machine.WDT_RESET
     app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
                                      "wdt" if wdt_reset else cause, port)
+    can = None
+    if "can" in board:
+        from bms.can_service import build as build_can, CanConfigError
+        try:
+            can = build_can(board["can"], app, machine, clock, clock.ticks_ms())
+        except CanConfigError as e:
+            # the pack runs without the inverter link (protection does not
+            # need it); the boot line says why
+            _boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
-    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console)
+    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, can)
     runner.run(max_ticks)
     return runner
 
@@ -106,7 +115,15 @@ def run_virtual(board, cfg, raw, store, source, root):
         hal = SimHal(cfg, kernels, stream)
         app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, reset == "wdt",
                                          reset, None)
+        can = None
+        if os.getenv("BMS_CAN"):
+            # the inverter CAN on an MCP2515 model (bmsctl board --can):
+            # frames to the file BMS_CAN_OUT, stamped with the wall clock
+            import sys
+            sys.path.append(os.getenv("BMS_CHIPS"))
+            from chips.can_sim import SimCan
+            can = SimCan(app, os.getenv("BMS_CAN"), os.getenv("BMS_CAN_OUT"), True)
         hal.hello(hello(cfg))
-        sim_loop(app, hal, keeper, console)
+        sim_loop(app, hal, keeper, console, can)
     finally:
         stream.close()

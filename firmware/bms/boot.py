@@ -9,7 +9,7 @@ from bms.config import Config, ConfigError
 
 def _args(argv):
     opts = {"config": None, "sim": None, "kernels": "viper", "reset-cause": "power", "state-dir": None,
-            "afe": None, "board": None, "chips": None}
+            "afe": None, "board": None, "chips": None, "can": None, "can-out": None}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -18,7 +18,7 @@ def _args(argv):
             i += 2
         else:
             raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]"
-                             " [--afe bq76952|ltc6811|ltc6813|direct_adc --board FILE --chips DIR]; got " + repr(a))
+                             " [--afe bq76952|ltc6811|ltc6813|direct_adc --board FILE --chips DIR] [--can PROFILE --can-out FILE --chips DIR]; got " + repr(a))
     return opts
 
 
@@ -86,11 +86,19 @@ def main(argv):
         from bms.persist.event_log import EventLog
         keeper = Keeper(StateStore(opts["state-dir"]), EventLog(opts["state-dir"]))
         keeper.restore(app)  # before the first tick: latched faults keep the contactors open
+    can = None
+    if opts["can"]:
+        # the inverter CAN on an MCP2515 model; the plant's inverter reads
+        # the frames (host_tools/mp/chips/can_sim.py, host_tools/inverter.py)
+        if opts["chips"] and opts["chips"] not in sys.path:
+            sys.path.append(opts["chips"])
+        from chips.can_sim import SimCan
+        can = SimCan(app, opts["can"], opts["can-out"])
     hal.hello(hello(cfg))
-    sim_loop(app, hal, keeper)
+    sim_loop(app, hal, keeper, None, can)
 
 
-def sim_loop(app, hal, keeper=None, console=None):
+def sim_loop(app, hal, keeper=None, console=None, can=None):
     """Ticks paced by the host plant's frames until it goes away; the
     persistence step and the console between ticks. Ctrl-C or the end of
     the link leave the outputs safe (and tell the plant so)."""
@@ -103,6 +111,8 @@ def sim_loop(app, hal, keeper=None, console=None):
                 keeper.after_tick(app, now)
             if console is not None:
                 console.service(now)
+            if can is not None:
+                can.service(now)
     except KeyboardInterrupt:
         app.safe(now)
         hal.write(app.state)

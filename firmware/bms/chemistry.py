@@ -176,6 +176,9 @@ COMMON_FAULTS = {
     "FE_UTC": [1, 0, 1, 1000],
     "FE_UTD": [1, 0, 1, 1000],
     "FE_OTHER": [1, 0, 1, 1000],
+    # the CAN service already waited its silent_ms / saw the bus-off
+    "INVERTER_SILENT": [1, 0, 1, 0],
+    "CAN_BUS": [1, 0, 1, 0],
 }
 
 PRESETS = {"LFP": LFP, "NMC": NMC}

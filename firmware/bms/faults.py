@@ -73,6 +73,12 @@ TABLE = (
     ("FE_UTC", S.FE_UTC, ABOVE, FAULT, BLOCK_CHG, False, "n", M),
     ("FE_UTD", S.FE_UTD, ABOVE, FAULT, BLOCK_DSG, False, "n", M),
     ("FE_OTHER", S.FE_OTHER, ABOVE, FAULT, BLOCK_CHG | BLOCK_DSG, False, "n", M),
+    # Inverter CAN (bms/can_service.py): warnings only. While the inverter
+    # cannot hear the limits, protection works as before (blocks, then the
+    # contactors); a Victron or Pylontech-protocol inverter stops on its own
+    # when the BMS's frames stop.
+    ("INVERTER_SILENT", S.INVERTER_SILENT, ABOVE, WARNING, 0, False, "n", 0),
+    ("CAN_BUS", S.CAN_BUS, ABOVE, WARNING, 0, False, "n", 0),
 )
 
 # Rows judged with a leaky bucket instead of a plain debounce: a loose

@@ -46,7 +46,11 @@ FE_OTD = const(37)
 FE_UTC = const(38)
 FE_UTD = const(39)
 FE_OTHER = const(40)  # any other protection the chip raised (internal/FET temperature, latches, watchdog)
-N_SIGNALS = const(41)
+# inputs from the inverter CAN service (bms/can_service.py), set between
+# ticks like the HAL's raw readings; the tick's fault table judges them
+INVERTER_SILENT = const(41)  # 1: no keep-alive frame from the inverter for can silent_ms
+CAN_BUS = const(42)  # 1: the CAN controller is bus-off, failed its start or does not answer
+N_SIGNALS = const(43)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -57,5 +61,5 @@ NAMES = (
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
     "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
     "fe_config", "fe_cov", "fe_cuv", "fe_occ", "fe_ocd", "fe_scd", "fe_otc", "fe_otd", "fe_utc", "fe_utd",
-    "fe_other",
+    "fe_other", "inverter_silent", "can_bus",
 )
