@@ -51,11 +51,13 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
         return None
     cause = machine.reset_cause()
     wdt_reset = cause == machine.WDT_RESET
-    app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
-                                     "wdt" if wdt_reset else cause, port)
+    app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
+                                               "wdt" if wdt_reset else cause, port)
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
-    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console)
+    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, services)
+    for s in services:
+        s.loop = runner  # its overrun count goes out with the telemetry
     runner.run(max_ticks)
     return runner
 
@@ -82,9 +84,26 @@ def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, res
         from bms.stdio_port import StdioPort
         port = StdioPort()
     console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
+    services, warnings = _services(board, app, console)
     _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
-                "config": source, "warnings": store.warnings, "restored_faults": restored})
-    return app, keeper, console
+                "config": source, "warnings": store.warnings + warnings, "restored_faults": restored})
+    return app, keeper, console, services
+
+
+def _services(board, app, console):
+    """The services between ticks the board config asks for (MQTT). One
+    that cannot start is a warning in the boot line, never a reason not to
+    protect the pack. Returns (services, warnings)."""
+    if "mqtt" not in board:
+        return (), []
+    try:
+        from bms import mqtt_service
+        svc = mqtt_service.build(board, app, console)
+    except ImportError as e:  # the client library is not on the board (bmsctl flash installs it)
+        return (), ["mqtt: not started: " + str(e)]
+    except ValueError as e:  # MqttConfigError: names the field, never a secret
+        return (), ["mqtt: not started: " + str(e)]
+    return (svc,), []
 
 
 def run_virtual(board, cfg, raw, store, source, root):
@@ -104,9 +123,9 @@ def run_virtual(board, cfg, raw, store, source, root):
     reset = os.getenv("BMS_RESET_CAUSE") or "power"
     try:
         hal = SimHal(cfg, kernels, stream)
-        app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, reset == "wdt",
-                                         reset, None)
+        app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels,
+                                                   reset == "wdt", reset, None)
         hal.hello(hello(cfg))
-        sim_loop(app, hal, keeper, console)
+        sim_loop(app, hal, keeper, console, services)
     finally:
         stream.close()

@@ -176,6 +176,8 @@ COMMON_FAULTS = {
     "FE_UTC": [1, 0, 1, 1000],
     "FE_UTD": [1, 0, 1, 1000],
     "FE_OTHER": [1, 0, 1, 1000],
+    # 10 s without the broker (a restart of it passes unnoticed); clears at once
+    "MQTT_DOWN": [1, 10000, 1, 0],
 }
 
 PRESETS = {"LFP": LFP, "NMC": NMC}

@@ -73,6 +73,9 @@ TABLE = (
     ("FE_UTC", S.FE_UTC, ABOVE, FAULT, BLOCK_CHG, False, "n", M),
     ("FE_UTD", S.FE_UTD, ABOVE, FAULT, BLOCK_DSG, False, "n", M),
     ("FE_OTHER", S.FE_OTHER, ABOVE, FAULT, BLOCK_CHG | BLOCK_DSG, False, "n", M),
+    # a service between ticks is down (broker or WiFi gone): a warning only,
+    # protection never depends on the network
+    ("MQTT_DOWN", S.MQTT_DOWN, ABOVE, WARNING, 0, False, "n", 0),
 )
 
 # Rows judged with a leaky bucket instead of a plain debounce: a loose

@@ -46,7 +46,9 @@ FE_OTD = const(37)
 FE_UTC = const(38)
 FE_UTD = const(39)
 FE_OTHER = const(40)  # any other protection the chip raised (internal/FET temperature, latches, watchdog)
-N_SIGNALS = const(41)
+# services between ticks (written by them, not by the tick)
+MQTT_DOWN = const(41)  # 1: MQTT is configured but the broker is not connected (bms/mqtt_service.py)
+N_SIGNALS = const(42)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -57,5 +59,5 @@ NAMES = (
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
     "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
     "fe_config", "fe_cov", "fe_cuv", "fe_occ", "fe_ocd", "fe_scd", "fe_otc", "fe_otd", "fe_utc", "fe_utd",
-    "fe_other",
+    "fe_other", "mqtt_down",
 )
