@@ -485,12 +485,12 @@ class MqttService:
             '{"t":%d,"pack_mv":%d,"i_ma":%d,"p_w":%d,"soc_cpct":%d,"cell_min_mv":%d,"cell_max_mv":%d,"spread_mv":%d,'
             '"t_min_dc":%d,"t_max_dc":%d,"cool_in_dc":%d,"cool_out_dc":%d,"ccl_ma":%d,"dcl_ma":%d,"e_in_wh":%d,'
             '"e_out_wh":%d,"grid":%d,"grid_w":%d,"grid_wh":%d,"reserve_cpct":%d,"contactor":%d,"n_faults":%d,'
-            '"overruns":%d,"mqtt":{"connects":%d,"dropped":%d,"commands":%d,"refused":%d,"errors":%d}}') % (
+            '"overruns":%d,"loop_max_us":%d,"mqtt":{"connects":%d,"dropped":%d,"commands":%d,"refused":%d,"errors":%d}}') % (
             now_ms, mv, ma, (mv // 10) * (ma // 10) // 10000, st.soc_cpct, sig[S.CELL_MIN_MV], sig[S.CELL_MAX_MV],
             sig[S.CELL_SPREAD_MV], sig[S.TEMP_MIN_DC], sig[S.TEMP_MAX_DC], sig[S.COOLANT_IN_DC],
             sig[S.COOLANT_OUT_DC], st.ccl_ma, st.dcl_ma, st.energy_in_wh, st.energy_out_wh, st.grid_active,
             st.grid_power_w, st.grid_wh_total, self.app.cfg.grid_reserve_cpct, st.contactor_state, st.n_active,
-            loop.overruns if loop is not None else -1, self.connects, self.dropped, self.commands, self.refused,
+            loop.overruns if loop is not None else -1, getattr(loop, "max_us", -1), self.connects, self.dropped, self.commands, self.refused,
             self.errors))
 
     def _cells(self):
