@@ -80,6 +80,33 @@ SENSORS = (
     ("grid_exported", "Grid support exported", "energy", "total_increasing", "Wh", "s", "{{ " + V + "grid_wh }}"),
 )
 
+CONTACTORS = ["open", "precharge", "closing", "closed", "locked"]
+# (component, object id, config); a string "@x" is the topic bms/<node>/x
+EXTRAS = (
+    ("sensor", "contactors", {"name": "Contactors", "device_class": "enum", "options": CONTACTORS,
+                              "state_topic": "@state",
+                              "value_template": "{{ " + str(CONTACTORS).replace(" ", "") + "[" + V + "contactor] }}"}),
+    ("binary_sensor", "grid_event", {"name": "Grid event", "device_class": "running", "state_topic": "@state",
+                                     "value_template": "{{ 'ON' if " + V + "grid else 'OFF' }}"}),
+    ("sensor", "last_result", {"name": "Last command result", "entity_category": "diagnostic", "state_topic": "@result",
+                               "value_template": "{{ value_json.cmd }}: {{ 'ok' if value_json.ok else value_json.reason }}"}),
+)
+# the commands; `clear` last: announced only when the board config allows it
+CONTROLS = (
+    ("number", "reserve", {"name": "Grid reserve", "command_topic": "@cmd/reserve", "state_topic": "@state",
+                           "value_template": "{{ " + V + "reserve_cpct / 100 }}", "min": 0, "max": 100, "step": 1,
+                           "unit_of_measurement": "%", "mode": "box",
+                           "command_template": '{"v": {{ value }}, ' + TS_TEMPLATE + "}"}),
+    ("text", "grid_start", {"name": "Start grid event (W minutes)", "command_topic": "@cmd/grid_start",
+                            "pattern": "^[0-9]+ [0-9]+$", "max": 16,
+                            "command_template": '{"w": {{ value.split()[0] }}, "min": {{ value.split()[1] }}, '
+                                                + TS_TEMPLATE + "}"}),
+    ("button", "grid_cancel", {"name": "Cancel grid event", "command_topic": "@cmd/grid_cancel",
+                               "command_template": "{" + TS_TEMPLATE + "}"}),
+    ("button", "clear", {"name": "Clear latched faults", "command_topic": "@cmd/clear",
+                         "command_template": "{" + TS_TEMPLATE + "}"}),
+)
+
 
 class MqttConfigError(ValueError):
     pass
@@ -212,7 +239,6 @@ class MqttService:
         self.last_state = None
         self.cells_due = False
         self.disc_i = -1  # next discovery entity; -1: none pending
-        self.entities = self._entity_list()
         self.inbox = []
         self.flooded = 0
         self.recent = []
@@ -516,59 +542,47 @@ class MqttService:
         self.ev_sent = (self.ev_sent + n) & 0x3FFFFFFF
 
     # -- Home Assistant discovery ---------------------------------------------
-    def _entity_list(self):
-        """(component, object id, config dict without the common blocks)."""
+    def _entity_count(self):
+        return len(SENSORS) + len(EXTRAS) + F.N_FAULTS + len(CONTROLS) - (0 if self.cfg["remote_clear"] else 1)
+
+    def _entity(self, i):
+        """Entity i as (component, object id, config without the common
+        blocks), built when it is sent: the tables stay constants, so RAM
+        holds one config at a time."""
         b = self.base
-        out = []
-        for obj, name, dc, sc, unit, t, tpl in SENSORS:
-            out.append(("sensor", obj, {"name": name, "device_class": dc, "state_class": sc,
-                                        "unit_of_measurement": unit, "state_topic": b + "state",
-                                        "value_template": tpl}))
-        out.append(("sensor", "contactors", {"name": "Contactors", "device_class": "enum",
-                                             "options": ["open", "precharge", "closing", "closed", "locked"],
-                                             "state_topic": b + "state",
-                                             "value_template": "{{ ['open','precharge','closing','closed','locked']"
-                                                               "[" + V + "contactor] }}"}))
-        out.append(("binary_sensor", "grid_event", {"name": "Grid event", "device_class": "running",
-                                                    "state_topic": b + "state",
-                                                    "value_template": "{{ 'ON' if " + V + "grid else 'OFF' }}"}))
-        for nm in F.NAMES:
-            out.append(("binary_sensor", "fault_" + nm.lower(), {
-                "name": "Fault " + nm, "device_class": "problem", "entity_category": "diagnostic",
-                "state_topic": b + "faults",
-                "value_template": "{{ 'ON' if '" + nm + "' in " + V + "active else 'OFF' }}"}))
-        out.append(("number", "reserve", {
-            "name": "Grid reserve", "command_topic": b + "cmd/reserve", "state_topic": b + "state",
-            "value_template": "{{ " + V + "reserve_cpct / 100 }}", "min": 0, "max": 100, "step": 1,
-            "unit_of_measurement": "%", "mode": "box",
-            "command_template": '{"v": {{ value }}, ' + TS_TEMPLATE + "}"}))
-        out.append(("text", "grid_start", {
-            "name": "Start grid event (W minutes)", "command_topic": b + "cmd/grid_start",
-            "pattern": "^[0-9]+ [0-9]+$", "max": 16,
-            "command_template": '{"w": {{ value.split()[0] }}, "min": {{ value.split()[1] }}, ' + TS_TEMPLATE + "}"}))
-        out.append(("button", "grid_cancel", {
-            "name": "Cancel grid event", "command_topic": b + "cmd/grid_cancel",
-            "command_template": "{" + TS_TEMPLATE + "}"}))
-        if self.cfg["remote_clear"]:
-            out.append(("button", "clear", {
-                "name": "Clear latched faults", "command_topic": b + "cmd/clear",
-                "command_template": "{" + TS_TEMPLATE + "}"}))
-        out.append(("sensor", "last_result", {
-            "name": "Last command result", "entity_category": "diagnostic", "state_topic": b + "result",
-            "value_template": "{{ value_json.cmd }}: {{ 'ok' if value_json.ok else value_json.reason }}"}))
-        return out
+        if i < len(SENSORS):
+            obj, name, dc, sc, unit, t, tpl = SENSORS[i]
+            return "sensor", obj, {"name": name, "device_class": dc, "state_class": sc, "unit_of_measurement": unit,
+                                   "state_topic": b + "state", "value_template": tpl}
+        i -= len(SENSORS)
+        if i < len(EXTRAS):
+            comp, obj, body = EXTRAS[i]
+        else:
+            i -= len(EXTRAS)
+            if i < F.N_FAULTS:
+                nm = F.NAMES[i]
+                return "binary_sensor", "fault_" + nm.lower(), {
+                    "name": "Fault " + nm, "device_class": "problem", "entity_category": "diagnostic",
+                    "state_topic": b + "faults",
+                    "value_template": "{{ 'ON' if '" + nm + "' in " + V + "active else 'OFF' }}"}
+            comp, obj, body = CONTROLS[i - F.N_FAULTS]
+        d = {}
+        for k in body:
+            v = body[k]
+            d[k] = b + v[1:] if isinstance(v, str) and v[:1] == "@" else v  # "@x": the topic bms/<node>/x
+        return comp, obj, d
 
     def _discovery(self):
         if self.disc_i < 0:
             return
         node = self.cfg["node"]
         for _ in range(DISC_PER_CALL):
-            if self.disc_i >= len(self.entities):
+            if self.disc_i >= self._entity_count():
                 self.disc_i = -1
                 return
-            comp, obj, body = self.entities[self.disc_i]
+            comp, obj, body = self._entity(self.disc_i)
             uid = "bms_" + node + "_" + obj
-            d = dict(body)
+            d = body
             d["unique_id"] = uid
             d["default_entity_id"] = comp + "." + uid
             d["availability_topic"] = self.t_avail
