@@ -126,3 +126,47 @@ def test_flash_builds_the_client_for_each_board_arch(tmp_path):
                "c.connect()\nc.handle(0)\nprint(type(c).__name__, c.state)\nimport chumicro_mqtt.client as m\nprint(m.__file__)")
     assert r.returncode == 0, r.stderr
     assert "MQTTClient awaiting_transport" in r.stdout and ".mpy" in r.stdout, r.stdout
+
+
+def test_sntp_gives_the_board_wall_time_without_blocking():
+    """bms/sntp.py (a board's clock for command expiry) against a small SNTP
+    server here (RFC 4330 reply: mode 4, stratum 2, transmit timestamp):
+    no time before the answer, then the server's time; a server that never
+    answers leaves it unknown and costs nothing but polls."""
+    import socket
+    import struct
+    import threading
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(10)
+    port = srv.getsockname()[1]
+    T = 1_800_000_000  # unix seconds the server claims
+
+    def serve():
+        try:
+            req, addr = srv.recvfrom(64)
+        except OSError:
+            return
+        if len(req) == 48 and req[0] & 7 == 3:
+            rep = bytearray(48)
+            rep[0], rep[1] = 0x24, 2
+            struct.pack_into(">I", rep, 40, T + 2208988800)
+            srv.sendto(rep, addr)
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    r = mp_run("import time\nfrom bms.sntp import Sntp\n"
+               f"s = Sntp('127.0.0.1', {port})\nq = Sntp('127.0.0.1', {silent.getsockname()[1]})\n"
+               "before = s.wall()\nt_end = time.ticks_add(time.ticks_ms(), 3000)\n"
+               "while s.wall() is None and time.ticks_diff(t_end, time.ticks_ms()) > 0:\n"
+               "    s.service(time.ticks_ms())\n    q.service(time.ticks_ms())\n    time.sleep_ms(5)\n"
+               "print(before, s.wall(), q.wall())\n")
+    th.join(5)
+    srv.close()
+    silent.close()
+    assert r.returncode == 0, r.stderr
+    before, wall, other = r.stdout.split()
+    assert before == "None" and other == "None"
+    assert abs(int(wall) - T) <= 1

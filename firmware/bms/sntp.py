@@ -21,8 +21,8 @@ class UnixClock:
 
 
 class Sntp:
-    def __init__(self, server_ip):
-        self.addr = (server_ip, 123)
+    def __init__(self, server_ip, port=123):
+        self.addr = (server_ip, port)
         self.sock = None
         self.sent = None  # ticks_ms of the request in flight
         self.next = None  # ticks_ms of the next request
@@ -59,7 +59,7 @@ class Sntp:
             self.sock.setblocking(False)
             req = bytearray(48)
             req[0] = 0x23  # LI 0, version 4, mode 3 (client)
-            self.sock.sendto(req, socket.getaddrinfo(self.addr[0], 123)[0][-1])  # an IP literal: no DNS
+            self.sock.sendto(req, socket.getaddrinfo(self.addr[0], self.addr[1])[0][-1])  # an IP literal: no DNS
             self.sent = now_ms
         except OSError:
             self._close()
