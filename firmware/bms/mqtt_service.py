@@ -35,7 +35,7 @@ from bms.state import EVENTS, EV_REMOTE_CMD
 
 HANDLE_MAX = const(6)  # client.handle() calls per service(): at most one packet sent each
 DISC_PER_CALL = const(2)  # discovery configs queued per call
-CMD_PER_CALL = const(2)  # commands run per call
+CMD_PER_CALL = const(2)  # commands taken per call, of them at most one executed
 EV_PER_CALL = const(4)  # events published per call
 INBOX = const(8)  # commands waiting; more is a flood and is refused
 CMD_RATE = const(4)  # commands run per second at most
@@ -267,7 +267,8 @@ class MqttService:
         except Exception as e:  # noqa: a failing service is a warning, never an exception into the loop
             self.errors += 1
             self.last_error = repr(e)
-            self._set_up(False)
+            c = self.client
+            self._set_up(c is not None and c.state == "connected")
 
     def _service(self, now_ms):
         self.clock.service(now_ms)
@@ -369,7 +370,13 @@ class MqttService:
             if not self.inbox:
                 return
             topic, payload = self.inbox.pop(0)
-            self._command(topic, payload, now_ms)
+            try:
+                if self._command(topic, payload, now_ms):
+                    return  # one executed command per call: a `config set` validates, saves and rebuilds
+            except Exception as e:  # noqa: a bug here must not cost the connection; say so
+                self.errors += 1
+                self.refused += 1
+                self._result(None, "*", "internal error: " + repr(e)[:80], None)
 
     def _command(self, topic, payload, now_ms):
         name = topic[len(self.base) + 4:] if topic.startswith(self.base + "cmd/") else topic
@@ -420,7 +427,8 @@ class MqttService:
             if self.rate_n > CMD_RATE:
                 reason = "flood: more than %d commands per second" % CMD_RATE
         out = None
-        if reason is None:
+        ran = reason is None
+        if ran:
             out = _Collect()
             reason = self.console.execute(line, now_ms, out)
         st = self.app.state
@@ -430,6 +438,7 @@ class MqttService:
         else:
             self.refused += 1
         self._result(cid, name[:40], reason, out.lines if out is not None else None)
+        return ran
 
     def _fresh(self, msg, spec, now_ms):
         for k in msg:
@@ -440,6 +449,8 @@ class MqttService:
             return "ts missing: every command carries its time (unix seconds), so a late one can be refused"
         if type(ts) not in (int, float) or ts is True or ts is False:
             return "ts: expected a number (unix seconds)"
+        if not 0 < ts < 4102444800:  # 2100-01-01 (also rules out inf and nan)
+            return "ts: %s is not a time (unix seconds)" % _short(ts)
         ttl = msg.get("ttl", TTL_DEFAULT_S)
         if not _is_int(ttl) or not 1 <= ttl <= TTL_MAX_S:
             return "ttl: expected an integer 1..%d s" % TTL_MAX_S
@@ -511,12 +522,12 @@ class MqttService:
             '{"t":%d,"pack_mv":%d,"i_ma":%d,"p_w":%d,"soc_cpct":%d,"cell_min_mv":%d,"cell_max_mv":%d,"spread_mv":%d,'
             '"t_min_dc":%d,"t_max_dc":%d,"cool_in_dc":%d,"cool_out_dc":%d,"ccl_ma":%d,"dcl_ma":%d,"e_in_wh":%d,'
             '"e_out_wh":%d,"grid":%d,"grid_w":%d,"grid_wh":%d,"reserve_cpct":%d,"contactor":%d,"n_faults":%d,'
-            '"overruns":%d,"loop_max_us":%d,"mqtt":{"connects":%d,"dropped":%d,"commands":%d,"refused":%d,"errors":%d}}') % (
+            '"overruns":%d,"loop_max_us":%d,"svc_max_us":%d,"mqtt":{"connects":%d,"dropped":%d,"commands":%d,"refused":%d,"errors":%d}}') % (
             now_ms, mv, ma, (mv // 10) * (ma // 10) // 10000, st.soc_cpct, sig[S.CELL_MIN_MV], sig[S.CELL_MAX_MV],
             sig[S.CELL_SPREAD_MV], sig[S.TEMP_MIN_DC], sig[S.TEMP_MAX_DC], sig[S.COOLANT_IN_DC],
             sig[S.COOLANT_OUT_DC], st.ccl_ma, st.dcl_ma, st.energy_in_wh, st.energy_out_wh, st.grid_active,
             st.grid_power_w, st.grid_wh_total, self.app.cfg.grid_reserve_cpct, st.contactor_state, st.n_active,
-            loop.overruns if loop is not None else -1, getattr(loop, "max_us", -1), self.connects, self.dropped, self.commands, self.refused,
+            loop.overruns if loop is not None else -1, getattr(loop, "max_us", -1), getattr(loop, "svc_max_us", -1), self.connects, self.dropped, self.commands, self.refused,
             self.errors))
 
     def _cells(self):
@@ -607,6 +618,12 @@ def build(board, app, console, loop=None):
         return None
     cfg = check_config(d)
     import sys
+    # Loaded here, at boot: importing (from source, compiling) in the first
+    # service() call would hold up a tick by tens of ms.
+    from chumicro_mqtt import MQTTClient
+    import chumicro_sockets
+    import chumicro_sockets.sockets_factory  # noqa: F401
+    chumicro_sockets._get_adapter()  # the runtime's socket adapter, otherwise loaded at the first connect
     from bms.sntp import Sntp, UnixClock
     wlan = None
     clock = UnixClock()
@@ -614,4 +631,4 @@ def build(board, app, console, loop=None):
         import network
         wlan = network.WLAN(network.STA_IF)
         clock = Sntp(cfg["ntp"] or cfg["host"])  # many home brokers (a Pi) serve NTP too: say mqtt.ntp if not
-    return MqttService(app, console, cfg, board.get("board", "?"), clock, wlan, loop)
+    return MqttService(app, console, cfg, board.get("board", "?"), clock, wlan, loop, MQTTClient)
