@@ -214,13 +214,16 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
         (stage / "config.json").write_text(config_store_text(raw))
         files += [Path("board.json"), Path("config.json")]
         names = [f.as_posix() for f in files]
-        dirs = sorted({p.parent.as_posix() for p in files if p.parent.as_posix() != "."}, key=len)
+        # every directory, parents first (lib/ itself holds no file)
+        dirs = sorted({a.as_posix() for p in files for a in p.parents if a.as_posix() != "."}, key=len)
         log(f"flash: {len(files)} files for {board.get('board', board_path)} ({arch}) to {port}")
         # One mpremote session: the board stops main.py (outputs go safe),
         # stale firmware files go, the new ones are copied.
         chain = ["exec", PREPARE_SCRIPT % (names, dirs)]
         for d in ["."] + dirs:
             group = [str(stage / n) for n in names if Path(n).parent.as_posix() == d]
+            if not group:
+                continue  # a directory of directories (lib/)
             chain += ["+", "fs", "cp", *group, ":" + ("" if d == "." else d + "/")]
         mpremote(port, *chain)
         want = {n: hashlib.sha256((stage / n).read_bytes()).hexdigest() for n in names}
