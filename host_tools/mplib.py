@@ -1,11 +1,10 @@
 """MicroPython libraries from PyPI (requirements-mplib.txt), installed by
 `make setup` into .venv/mplib with `pip install --target --no-deps`: the
-MQTT client and its two helpers. `bmsctl flash` copies them to a board's
+MQTT client and its two helpers. `bmsctl flash` compiles them into a board's
 lib/ when its board config has an "mqtt" section; the virtual board finds
 them in lib/ as a board does."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from host_tools.firmware import ROOT
@@ -29,10 +28,3 @@ def lib_sources() -> list[tuple[Path, str]]:
             out.append((f, f.relative_to(MPLIB).as_posix()))
     return out
 
-
-def copy_lib(dest: Path):
-    """Lays the libraries as source under dest/lib (the virtual board)."""
-    for f, rel in lib_sources():
-        p = Path(dest) / "lib" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(f, p)

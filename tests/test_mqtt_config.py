@@ -113,19 +113,13 @@ def test_shipped_board_configs_still_valid():
 
 def test_flash_builds_the_client_for_each_board_arch(tmp_path):
     """`bmsctl flash` puts the client under lib/ as .mpy when the board
-    config has an "mqtt" section; the unix-port build imports and runs."""
+    config has an "mqtt" section (the x64 build is the one the virtual
+    board runs in tests/test_mqtt.py)."""
     from host_tools.flash import build_lib
     for arch in ("armv6m", "xtensawin"):
         files = build_lib(arch, tmp_path / arch)
         assert {f.parts[1] for f in files} == {"chumicro_mqtt", "chumicro_sockets", "chumicro_timing"}
-        assert all((tmp_path / arch / f).stat().st_size > 0 for f in files)
-    build_lib("x64", tmp_path / "x64")
-    r = mp_run(f"sys.path.insert(0, {str(tmp_path / 'x64' / 'lib')!r})\n"
-               "from chumicro_mqtt import MQTTClient\nfrom chumicro_sockets.sockets_factory import fixed_connector_factory\n"
-               "c = MQTTClient(transport_factory=fixed_connector_factory('127.0.0.1', 9), client_id='t')\n"
-               "c.connect()\nc.handle(0)\nprint(type(c).__name__, c.state)\nimport chumicro_mqtt.client as m\nprint(m.__file__)")
-    assert r.returncode == 0, r.stderr
-    assert "MQTTClient awaiting_transport" in r.stdout and ".mpy" in r.stdout, r.stdout
+        assert all((tmp_path / arch / f).read_bytes()[:1] == b"M" for f in files)  # .mpy header
 
 
 def test_sntp_gives_the_board_wall_time_without_blocking():
