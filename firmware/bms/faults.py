@@ -79,6 +79,9 @@ TABLE = (
     # when the BMS's frames stop.
     ("INVERTER_SILENT", S.INVERTER_SILENT, ABOVE, WARNING, 0, False, "n", 0),
     ("CAN_BUS", S.CAN_BUS, ABOVE, WARNING, 0, False, "n", 0),
+    # a service between ticks is down (broker or WiFi gone): a warning only,
+    # protection never depends on the network
+    ("MQTT_DOWN", S.MQTT_DOWN, ABOVE, WARNING, 0, False, "n", 0),
 )
 
 # Rows judged with a leaky bucket instead of a plain debounce: a loose

@@ -11,10 +11,10 @@ import gc
 
 
 class BoardRunner:
-    def __init__(self, app, period_ms, clock, wdt=None, reset=None, console=None, can=None):
+    def __init__(self, app, period_ms, clock, wdt=None, reset=None, console=None, services=()):
         self.app = app
         self.console = console  # has service(now_ms); never blocks
-        self.can = can  # inverter CAN (bms/can_service.py), the same contract
+        self.services = services  # the same contract (MQTT), served after the console
         self.period = period_ms
         self.clock = clock
         self.wdt = wdt
@@ -41,8 +41,8 @@ class BoardRunner:
                     self.wdt.feed()
                 if self.console is not None:
                     self.console.service(now)  # after protection, never before it
-                if self.can is not None:
-                    self.can.service(now)
+                for s in self.services:
+                    s.service(now)
                 gc.collect()  # here, every cycle, so it never lands mid-tick
                 self.ticks += 1
                 deadline = c.ticks_add(deadline, self.period)

@@ -50,7 +50,9 @@ FE_OTHER = const(40)  # any other protection the chip raised (internal/FET tempe
 # ticks like the HAL's raw readings; the tick's fault table judges them
 INVERTER_SILENT = const(41)  # 1: no keep-alive frame from the inverter for can silent_ms
 CAN_BUS = const(42)  # 1: the CAN controller is bus-off, failed its start or does not answer
-N_SIGNALS = const(43)
+# services between ticks (written by them, not by the tick)
+MQTT_DOWN = const(43)  # 1: MQTT is configured but the broker is not connected (bms/mqtt_service.py)
+N_SIGNALS = const(44)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -61,5 +63,5 @@ NAMES = (
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
     "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
     "fe_config", "fe_cov", "fe_cuv", "fe_occ", "fe_ocd", "fe_scd", "fe_otc", "fe_otd", "fe_utc", "fe_utd",
-    "fe_other", "inverter_silent", "can_bus",
+    "fe_other", "inverter_silent", "can_bus", "mqtt_down",
 )

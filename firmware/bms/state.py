@@ -25,6 +25,7 @@ EV_GRID_START = const(9)  # arg: duration (s), value: power (W)
 EV_GRID_END = const(10)  # arg: GRID_* reason, value: energy of the event (mWh)
 EV_GRID_REJECT = const(11)  # arg: GRID_* reason, value: power asked (W)
 EV_SOC_DISTRUST = const(12)  # restored SOC outside the cells' band; arg: 1 above, 2 below; value: that SOC
+EV_REMOTE_CMD = const(13)  # a command from the network (MQTT); arg: REMOTE_* command, value: 1 done, 0 refused
 EVENTS = const(64)
 
 # SOC synchronisation kinds (EV_SOC_SYNC arg, State.soc_sync).

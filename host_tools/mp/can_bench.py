@@ -192,7 +192,7 @@ s3.chain = m
 c3 = bb.pin(17)
 c3.listener = m.cs
 svc3 = CanService(app, MCP2515(s3, c3, None, 8000000), settings({"profile": "pylontech"}, cfg), time.ticks_ms(), time)
-runner = BoardRunner(app, 100, time, None, None, None, svc3)
+runner = BoardRunner(app, 100, time, None, None, None, (svc3,))
 runner.run(REALTIME_S * 10)
 ts = [t for t, i, _ in peer.rx if i == 0x351]
 iv = [ts[k + 1] - ts[k] for k in range(len(ts) - 1)]

@@ -271,6 +271,8 @@ def main():
     raw = "--raw" in sys.argv
     if "." not in sys.path:
         sys.path.insert(0, ".")
+    if "lib" not in sys.path:
+        sys.path.append("lib")  # a board's /lib: libraries `bmsctl flash` installs (the MQTT client)
     g = new_globals()
     try:
         if not raw:
