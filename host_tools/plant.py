@@ -105,6 +105,7 @@ class Pack:
         self.balance_energy_j = 0.0
         # coolant position of each cell along the flow path, 0..1
         self.path = (np.arange(n) + 0.5) / n
+        self._shorted = False  # any internal short this step (set by step())
 
     # -- electrical ---------------------------------------------------------
     def cell_v(self):
@@ -122,11 +123,12 @@ class Pack:
             i = i - self.bleed_currents()
         return i
 
-    def sensed_v(self):
+    def sensed_v(self, v=None):
         """Cell voltages as the front end sees them: a bled cell's two sense
         wires drop I_bleed x R each (it reads low), and a neighbour shares
-        one of those wires (it reads high)."""
-        v = self.cell_v()
+        one of those wires (it reads high). v: cell_v() if the caller has it."""
+        if v is None:
+            v = self.cell_v()
         if self.sense_ohm and self.bleed.any():
             ib = self.bleed_currents()
             d = 2 * ib
@@ -176,13 +178,16 @@ class Pack:
     def step(self, dt: float, t_s: float = 0.0):
         self.ambient_now = self.ambient_at(t_s)
         shorted = self.internal_short_ohm > 0
-        if shorted.any():
+        self._shorted = shorted.any()
+        if self._shorted:
             self.self_discharge_a = np.where(shorted, self.ocv_now / np.where(shorted, self.internal_short_ohm, 1.0), 0.0)
         i = self.cell_currents()
         v_ocv = self.ocv_now
         # beyond 0..1 is abuse (over-charge / over-discharge), bounded for the tables
         stored = np.where(i > 0, i * self.coulombic_eff, i)  # charge not stored is lost to side reactions
-        self.soc = np.minimum(np.maximum(self.soc + stored * dt / self.cap_as, -0.2), 1.2)
+        soc = self.soc + stored * dt / self.cap_as
+        np.maximum(soc, -0.2, out=soc)
+        self.soc = np.minimum(soc, 1.2, out=soc)
         self.ocv_now = self.ocv(self.soc)
         a = math.exp(-dt / self.tau)
         self.v1 = self.v1 * a + i * self.r1 * (1 - a)
@@ -208,7 +213,8 @@ class Pack:
 
     def _thermal(self, i, dt):
         heat = i * i * self.r0 + i * self.v1  # ohmic + polarisation losses, W
-        heat = heat + self.self_discharge_a ** 2 * self.internal_short_ohm  # an internal short heats its cell
+        if self._shorted:  # (the term is 0 without a short: skipped, same result)
+            heat = heat + self.self_discharge_a ** 2 * self.internal_short_ohm  # an internal short heats its cell
         duty = self.pump_duty if self.pump_duty >= PUMP_MIN_DUTY else 0.0
         frac = duty * self.flow_factor
         flow = frac * PUMP_MAX_FLOW_M3_S
@@ -231,7 +237,7 @@ class Pack:
         q_amb = G_AMBIENT_W_K * (self.temp - amb)
         q_nb = np.zeros(self.n)
         if self.n > 1:
-            d = G_NEIGHBOUR_W_K * np.diff(self.temp)  # heat from cell i+1 into cell i
+            d = G_NEIGHBOUR_W_K * (self.temp[1:] - self.temp[:-1])  # heat from cell i+1 into cell i
             q_nb[:-1] += d
             q_nb[1:] -= d
         self.temp = self.temp + (heat - q_plate - q_amb + q_nb) * dt / self.heat_cap
