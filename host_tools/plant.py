@@ -47,6 +47,10 @@ HEATER_W = 1000.0
 BUS_CAP_F = 4.7e-3
 PRECHARGE_OHM = 47.0
 BUS_BLEED_TAU_S = 5.0
+# The per-tick paths call the ufunc reductions that ndarray.sum()/.any()
+# call, without their Python layers (same results).
+_sum = np.add.reduce
+_any = np.logical_or.reduce
 # Contactor output bits (as in the firmware).
 OUT_NEG, OUT_PRE, OUT_POS = 1, 2, 4
 
@@ -119,7 +123,7 @@ class Pack:
 
     def cell_currents(self):
         i = self.current_a - self.self_discharge_a
-        if self.bleed.any():
+        if _any(self.bleed):
             i = i - self.bleed_currents()
         return i
 
@@ -129,7 +133,7 @@ class Pack:
         one of those wires (it reads high). v: cell_v() if the caller has it."""
         if v is None:
             v = self.cell_v()
-        if self.sense_ohm and self.bleed.any():
+        if self.sense_ohm and _any(self.bleed):
             ib = self.bleed_currents()
             d = 2 * ib
             d[1:] -= ib[:-1]
@@ -178,7 +182,7 @@ class Pack:
     def step(self, dt: float, t_s: float = 0.0):
         self.ambient_now = self.ambient_at(t_s)
         shorted = self.internal_short_ohm > 0
-        self._shorted = shorted.any()
+        self._shorted = _any(shorted)
         if self._shorted:
             self.self_discharge_a = np.where(shorted, self.ocv_now / np.where(shorted, self.internal_short_ohm, 1.0), 0.0)
         i = self.cell_currents()
@@ -191,10 +195,10 @@ class Pack:
         self.ocv_now = self.ocv(self.soc)
         a = math.exp(-dt / self.tau)
         self.v1 = self.v1 * a + i * self.r1 * (1 - a)
-        if self.bleed.any():
-            self.balance_energy_j += float((self.bleed * v_ocv ** 2 / (self.balance_ohm + 2 * self.sense_ohm)).sum()) * dt
+        if _any(self.bleed):
+            self.balance_energy_j += float(_sum(self.bleed * v_ocv ** 2 / (self.balance_ohm + 2 * self.sense_ohm))) * dt
         # bus (DC link) voltage
-        vp = float((v_ocv + i * self.r0 + self.v1).sum())
+        vp = float(_sum(v_ocv + i * self.r0 + self.v1))
         if self.closed():
             self.bus_v = vp
         elif self.physical & OUT_NEG and self.physical & OUT_PRE and not self.precharge_open:
@@ -223,9 +227,9 @@ class Pack:
         g_plate = G_PLATE_STILL_W_K + (G_PLATE_FLOW_W_K - G_PLATE_STILL_W_K) * frac ** 0.8
         # local coolant temperature rises along the path
         mdot_cp = flow * COOLANT_RHO * COOLANT_CP
-        q_cells = g_plate * (self.temp - self.coolant_c)
-        total = float(q_cells.sum())
         if mdot_cp > 1e-9:
+            q_cells = g_plate * (self.temp - self.coolant_c)
+            total = float(_sum(q_cells))
             rise = max(min(total / mdot_cp, 30.0), -30.0)
         else:
             rise = 0.0
@@ -246,7 +250,7 @@ class Pack:
         q_rad = g_rad * (self.coolant_c - amb)
         q_heat = HEATER_W if self.heater_on else 0.0
         self.heater_energy_j += q_heat * dt
-        self.coolant_c += (float(q_plate.sum()) - q_rad + q_heat) * dt / COOLANT_J_PER_K
+        self.coolant_c += (float(_sum(q_plate)) - q_rad + q_heat) * dt / COOLANT_J_PER_K
         self.pump_energy_j += PUMP_MAX_W * self.pump_duty ** 3 * dt
 
 

@@ -52,5 +52,5 @@ class Sensing:
         traw = traw.tolist()
         i_meas = pack.current_a * self.gain_i + self.offset_i + self.noise_i * rng.standard_normal()
         return Reading(cells.tolist(), traw[:m], traw[m:], int(round(i_meas * 100)),
-                       int(round(float(v.sum()) * 100)), int(round(pack.bus_v * 100)),
+                       int(round(float(np.add.reduce(v)) * 100)), int(round(pack.bus_v * 100)),
                        inj.flow(pack.flow_pulses) if inj is not None else int(pack.flow_pulses), v)
