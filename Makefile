@@ -18,6 +18,10 @@ endif
 export MICROPYTHON
 
 PYTEST_ARGS ?=
+# `make test` runs on pytest-xdist workers, one per core up to 4 (CI has 2);
+# TEST_JOBS=0 runs serially in one process. Tests start longest first
+# (tests/conftest.py), hence no reordering of xdist's work units.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 OUT ?= out
 
 .PHONY: setup sim test bench campaign powercut afe soak boots clean distclean mosquitto
@@ -38,7 +42,7 @@ sim: setup
 	$(BIN)/bmsctl sim scenarios/default.toml --plot $(OUT)/default.png
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS) tests
 
 bench: setup
 	$(BIN)/bmsctl bench

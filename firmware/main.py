@@ -1,5 +1,5 @@
 # Entry point. On the unix port (simulation) the host starts it as
-#   micropython main.py --config CONFIG.json --sim 127.0.0.1:PORT
+#   micropython main.py --config CONFIG.json --sim fd:N (or HOST:PORT)
 import sys
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0] if "/" in __file__ else ".")

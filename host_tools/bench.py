@@ -180,6 +180,10 @@ def main(quick: bool = False) -> int:
     can_bench()
     mqtt_bench()
     print("Simulator real-time factor (simulated time / wall time, plant in CPython + firmware in the unix port, lock-step, 100 ms tick)")
+    print(f"  goal (issue 18): >= {SIM_GOAL[16]}x at 16 cells, >= {SIM_GOAL[96]}x at 96 cells, on an otherwise idle machine")
+    rt = transport_round_trip()
+    print(f"  transport alone (a frame each way, no tick, one core): AF_UNIX socketpair {rt['fd']:.1f} us, "
+          f"TCP loopback {rt['tcp']:.1f} us per round trip")
     for n in (16, 96):
         s = copy.deepcopy(sc)
         s.pack.cells = n
@@ -187,6 +191,106 @@ def main(quick: bool = False) -> int:
         if quick:
             s.profile = s.profile[:1]
             s.profile[0].timeout_s = 600
+        fw_us = _mp(n, "bench", "viper")["median_us"]  # measured now, beside the run, for the ratios
         res = Simulation(s).run()
-        print(f"  {n:>3} cells: {res.sim_s / 3600:.2f} h simulated in {res.wall_s:.1f} s wall: {res.rtf:.0f}x real time")
+        tick_us = res.wall_s / res.ticks * 1e6
+        period_us = s.tick_s * 1e6
+        goal = SIM_GOAL[n]
+        print(f"  {n:>3} cells: {res.sim_s / 3600:.2f} h simulated in {res.wall_s:.1f} s wall: {res.rtf:.0f}x real time "
+              f"({res.rtf / goal:.2f} of the {goal}x goal: {'met' if res.rtf >= goal else 'not met'})")
+        print(f"       {tick_us:.0f} us wall per tick = {tick_us / fw_us:.1f} x the firmware's own tick ({fw_us} us, "
+              f"median of tick_bench now); the firmware alone would run {period_us / fw_us:.0f}x")
+        parts = time_split(s)
+        print("       where a tick's wall time goes (an instrumented run, so a little slower): " + ", ".join(
+            f"{k} {v:.0f} us ({v / sum(parts.values()):.0%})" for k, v in parts.items()))
     return 0
+
+
+SIM_GOAL = {16: 2000, 96: 1000}
+
+
+def transport_round_trip(frames_n: int = 20000) -> dict:
+    """Median-free mean round trip of a 76-byte frame out and a 152-byte
+    frame back between this process and the unix port, both on one core
+    (as Simulation.run pins them), over each transport."""
+    import os
+    import socket
+    import time
+    out = {}
+    saved = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+    if saved is not None:
+        os.sched_setaffinity(0, {min(saved)})
+    try:
+        for kind in ("fd", "tcp"):
+            if kind == "fd":
+                conn, fw_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                spec, keep = f"fd:{fw_end.fileno()}", (fw_end.fileno(),)
+            else:
+                srv = socket.socket()
+                srv.bind(("127.0.0.1", 0))
+                srv.listen(1)
+                spec, keep = f"127.0.0.1:{srv.getsockname()[1]}", ()
+            proc = subprocess.Popen([micropython_binary(), str(ROOT / "host_tools" / "mp" / "echo_bench.py"),
+                                     str(FIRMWARE), spec, "76", "152"], pass_fds=keep)
+            if kind == "fd":
+                fw_end.close()
+            else:
+                srv.settimeout(20)
+                conn, _ = srv.accept()
+                srv.close()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tx, rx = bytes(76), bytearray(152)
+            view = memoryview(rx)
+
+            def trip():
+                conn.sendall(tx)
+                got = 0
+                while got < 152:
+                    got += conn.recv_into(view[got:])
+            for _ in range(500):
+                trip()
+            t0 = time.perf_counter()
+            for _ in range(frames_n):
+                trip()
+            out[kind] = (time.perf_counter() - t0) / frames_n * 1e6
+            conn.close()
+            proc.wait(timeout=10)
+    finally:
+        if saved is not None:
+            os.sched_setaffinity(0, saved)
+    return out
+
+
+def time_split(sc) -> dict:
+    """Wall time per tick in the firmware exchange (frame out, the firmware's
+    tick, frame back), the sensor model, the plant's step and the rest of the
+    host's loop, from timers around those three calls for one run."""
+    import time
+    from host_tools.link import FirmwareLink
+    from host_tools.plant import Pack
+    from host_tools.sensing import Sensing
+    spent = {"exchange (firmware tick + transport)": 0.0, "sensors": 0.0, "plant step": 0.0}
+    originals = {}
+
+    def timed(cls, name, key):
+        fn = getattr(cls, name)
+        originals[(cls, name)] = fn
+
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - t0
+        setattr(cls, name, wrapper)
+    timed(FirmwareLink, "exchange", "exchange (firmware tick + transport)")
+    timed(Sensing, "read", "sensors")
+    timed(Pack, "step", "plant step")
+    try:
+        res = Simulation(sc).run()
+    finally:
+        for (cls, name), fn in originals.items():
+            setattr(cls, name, fn)
+    per_tick = {k: v / res.ticks * 1e6 for k, v in spent.items()}
+    per_tick["rest of the loop (recording, profile, injectors)"] = res.wall_s / res.ticks * 1e6 - sum(per_tick.values())
+    return per_tick

@@ -41,5 +41,14 @@ def actuator_size(cells: int) -> int:
     return ACT_FIXED + (cells + 7) // 8
 
 
+def actuator_struct(cells: int) -> struct.Struct:
+    """The whole actuator frame in one unpack: ACT_HEAD, the EV_SLOTS event
+    slots (all present, n_ev of them valid), GRID, the balance bits."""
+    s = struct.Struct("<" + ACT_HEAD.format[1:] + EVENT.format[1:] * EV_SLOTS + GRID.format[1:]
+                      + f"{(cells + 7) // 8}s")
+    assert s.size == actuator_size(cells) and ACT_HEAD.size == EV_OFF + 4
+    return s
+
+
 def bits(data: bytes, n: int) -> list[int]:
     return [(data[i >> 3] >> (i & 7)) & 1 for i in range(n)]

@@ -182,6 +182,10 @@ class OcvCurve:
 
     def __call__(self, soc):
         v = np.interp(soc, self.soc, self.volts)
+        if np.ndim(soc) == 1 and np.minimum.reduce(soc) >= 0.0 and np.maximum.reduce(soc) <= 1.0:
+            # within the table (the plant's every tick): the extensions and
+            # the clip change nothing, so they are skipped (same result)
+            return v
         v = np.where(soc > 1.0, self.volts[-1] + (soc - 1.0) * self.hi_slope, v)
         v = np.where(soc < 0.0, self.volts[0] + soc * self.lo_slope, v)
         return np.clip(v, 0.0, 5.0)

@@ -47,6 +47,10 @@ HEATER_W = 1000.0
 BUS_CAP_F = 4.7e-3
 PRECHARGE_OHM = 47.0
 BUS_BLEED_TAU_S = 5.0
+# The per-tick paths call the ufunc reductions that ndarray.sum()/.any()
+# call, without their Python layers (same results).
+_sum = np.add.reduce
+_any = np.logical_or.reduce
 # Contactor output bits (as in the firmware).
 OUT_NEG, OUT_PRE, OUT_POS = 1, 2, 4
 
@@ -105,6 +109,7 @@ class Pack:
         self.balance_energy_j = 0.0
         # coolant position of each cell along the flow path, 0..1
         self.path = (np.arange(n) + 0.5) / n
+        self._shorted = False  # any internal short this step (set by step())
 
     # -- electrical ---------------------------------------------------------
     def cell_v(self):
@@ -118,16 +123,17 @@ class Pack:
 
     def cell_currents(self):
         i = self.current_a - self.self_discharge_a
-        if self.bleed.any():
+        if _any(self.bleed):
             i = i - self.bleed_currents()
         return i
 
-    def sensed_v(self):
+    def sensed_v(self, v=None):
         """Cell voltages as the front end sees them: a bled cell's two sense
         wires drop I_bleed x R each (it reads low), and a neighbour shares
-        one of those wires (it reads high)."""
-        v = self.cell_v()
-        if self.sense_ohm and self.bleed.any():
+        one of those wires (it reads high). v: cell_v() if the caller has it."""
+        if v is None:
+            v = self.cell_v()
+        if self.sense_ohm and _any(self.bleed):
             ib = self.bleed_currents()
             d = 2 * ib
             d[1:] -= ib[:-1]
@@ -176,20 +182,23 @@ class Pack:
     def step(self, dt: float, t_s: float = 0.0):
         self.ambient_now = self.ambient_at(t_s)
         shorted = self.internal_short_ohm > 0
-        if shorted.any():
+        self._shorted = _any(shorted)
+        if self._shorted:
             self.self_discharge_a = np.where(shorted, self.ocv_now / np.where(shorted, self.internal_short_ohm, 1.0), 0.0)
         i = self.cell_currents()
         v_ocv = self.ocv_now
         # beyond 0..1 is abuse (over-charge / over-discharge), bounded for the tables
         stored = np.where(i > 0, i * self.coulombic_eff, i)  # charge not stored is lost to side reactions
-        self.soc = np.minimum(np.maximum(self.soc + stored * dt / self.cap_as, -0.2), 1.2)
+        soc = self.soc + stored * dt / self.cap_as
+        np.maximum(soc, -0.2, out=soc)
+        self.soc = np.minimum(soc, 1.2, out=soc)
         self.ocv_now = self.ocv(self.soc)
         a = math.exp(-dt / self.tau)
         self.v1 = self.v1 * a + i * self.r1 * (1 - a)
-        if self.bleed.any():
-            self.balance_energy_j += float((self.bleed * v_ocv ** 2 / (self.balance_ohm + 2 * self.sense_ohm)).sum()) * dt
+        if _any(self.bleed):
+            self.balance_energy_j += float(_sum(self.bleed * v_ocv ** 2 / (self.balance_ohm + 2 * self.sense_ohm))) * dt
         # bus (DC link) voltage
-        vp = float((v_ocv + i * self.r0 + self.v1).sum())
+        vp = float(_sum(v_ocv + i * self.r0 + self.v1))
         if self.closed():
             self.bus_v = vp
         elif self.physical & OUT_NEG and self.physical & OUT_PRE and not self.precharge_open:
@@ -208,7 +217,8 @@ class Pack:
 
     def _thermal(self, i, dt):
         heat = i * i * self.r0 + i * self.v1  # ohmic + polarisation losses, W
-        heat = heat + self.self_discharge_a ** 2 * self.internal_short_ohm  # an internal short heats its cell
+        if self._shorted:  # (the term is 0 without a short: skipped, same result)
+            heat = heat + self.self_discharge_a ** 2 * self.internal_short_ohm  # an internal short heats its cell
         duty = self.pump_duty if self.pump_duty >= PUMP_MIN_DUTY else 0.0
         frac = duty * self.flow_factor
         flow = frac * PUMP_MAX_FLOW_M3_S
@@ -217,9 +227,9 @@ class Pack:
         g_plate = G_PLATE_STILL_W_K + (G_PLATE_FLOW_W_K - G_PLATE_STILL_W_K) * frac ** 0.8
         # local coolant temperature rises along the path
         mdot_cp = flow * COOLANT_RHO * COOLANT_CP
-        q_cells = g_plate * (self.temp - self.coolant_c)
-        total = float(q_cells.sum())
         if mdot_cp > 1e-9:
+            q_cells = g_plate * (self.temp - self.coolant_c)
+            total = float(_sum(q_cells))
             rise = max(min(total / mdot_cp, 30.0), -30.0)
         else:
             rise = 0.0
@@ -231,7 +241,7 @@ class Pack:
         q_amb = G_AMBIENT_W_K * (self.temp - amb)
         q_nb = np.zeros(self.n)
         if self.n > 1:
-            d = G_NEIGHBOUR_W_K * np.diff(self.temp)  # heat from cell i+1 into cell i
+            d = G_NEIGHBOUR_W_K * (self.temp[1:] - self.temp[:-1])  # heat from cell i+1 into cell i
             q_nb[:-1] += d
             q_nb[1:] -= d
         self.temp = self.temp + (heat - q_plate - q_amb + q_nb) * dt / self.heat_cap
@@ -240,7 +250,7 @@ class Pack:
         q_rad = g_rad * (self.coolant_c - amb)
         q_heat = HEATER_W if self.heater_on else 0.0
         self.heater_energy_j += q_heat * dt
-        self.coolant_c += (float(q_plate.sum()) - q_rad + q_heat) * dt / COOLANT_J_PER_K
+        self.coolant_c += (float(_sum(q_plate)) - q_rad + q_heat) * dt / COOLANT_J_PER_K
         self.pump_energy_j += PUMP_MAX_W * self.pump_duty ** 3 * dt
 
 

@@ -39,16 +39,18 @@ class Sensing:
         n, m, rng = self.n, self.m, self.rng
         v = pack.cell_v()
         # the front end reads through the sense wires (a bled cell reads low)
-        v_sensed = pack.sensed_v() if pack.sense_ohm else v
-        cells = np.clip(np.rint((v_sensed + self.noise_v * rng.standard_normal(n)) * 10000), 0, 65535).astype(int)
-        t = np.append(pack.temp[self.sensor_idx] + self.noise_t * rng.standard_normal(m),
-                      (pack.coolant_in_c, pack.coolant_out_c))
-        traw = np.clip(np.rint(ntc_counts(t)), 0, 4095).astype(int)
+        v_sensed = pack.sensed_v(v) if pack.sense_ohm else v
+        # (np.minimum/np.maximum: np.clip's result without its Python layers)
+        cells = np.minimum(np.maximum(np.rint((v_sensed + self.noise_v * rng.standard_normal(n)) * 10000), 0),
+                           65535).astype(int)
+        t = np.concatenate((pack.temp[self.sensor_idx] + self.noise_t * rng.standard_normal(m),
+                            (pack.coolant_in_c, pack.coolant_out_c)))
+        traw = np.minimum(np.maximum(np.rint(ntc_counts(t)), 0), 4095).astype(int)
         if inj is not None and inj.active:
             cells = inj.cells(cells)
             traw = inj.temps(traw)
         traw = traw.tolist()
         i_meas = pack.current_a * self.gain_i + self.offset_i + self.noise_i * rng.standard_normal()
         return Reading(cells.tolist(), traw[:m], traw[m:], int(round(i_meas * 100)),
-                       int(round(float(v.sum()) * 100)), int(round(pack.bus_v * 100)),
+                       int(round(float(np.add.reduce(v)) * 100)), int(round(pack.bus_v * 100)),
                        inj.flow(pack.flow_pulses) if inj is not None else int(pack.flow_pulses), v)

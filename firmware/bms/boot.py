@@ -17,7 +17,7 @@ def _args(argv):
             opts[a[2:]] = argv[i + 1]
             i += 2
         else:
-            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]"
+            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT|fd:N [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]"
                              " [--afe bq76952|ltc6811|ltc6813|direct_adc --board FILE --chips DIR] [--can PROFILE --can-out FILE --chips DIR]; got " + repr(a))
     return opts
 
@@ -52,9 +52,8 @@ def main(argv):
             print("CONFIG ERROR:", error)
             sys.exit(2)
         raise SystemExit("only the sim HAL is available under the unix port")
-    from bms.hal.sim import SimHal, connect, send_hello
-    host, port = opts["sim"].rsplit(":", 1)
-    stream = connect(host, int(port))
+    from bms.hal.sim import SimHal, open_link, send_hello
+    stream = open_link(opts["sim"])
     if error:
         # Report through the socket so the host can show it, then stop.
         send_hello(stream, {"error": error})

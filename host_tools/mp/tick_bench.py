@@ -241,7 +241,8 @@ def mode_kernels():
     # the fault table as the firmware packs it (31 rows, not per cell)
     from bms.protect import Protect
     prot = Protect(Config({"cells": 16, "temps": 4, "capacity_mah": 100000}), KV)
-    fsig = array("i", [3300, 3290, 0, 0, 52000, 10, 250, 240] + [0] * 21)
+    from bms.signals import N_SIGNALS
+    fsig = array("i", [3300, 3290, 0, 0, 52000, 10, 250, 240] + [0] * (N_SIGNALS - 8))  # every signal a row may read
     facc = array("i", [0] * len(prot.changed))
     fact = bytearray(len(prot.changed))
     fgone = bytearray(len(prot.changed))

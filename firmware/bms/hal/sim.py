@@ -1,5 +1,7 @@
 # Software-in-the-loop HAL: one sensor frame in and one actuator frame out
-# per tick over a TCP socket to the host plant, in lock-step.
+# per tick over a local stream socket to the host plant, in lock-step: an
+# AF_UNIX socket the host hands over as a file descriptor ("fd:N", the
+# simulator), or TCP ("HOST:PORT", the virtual board).
 #
 # Wire format (little-endian), shared with host_tools/frames.py. At boot
 # the firmware first sends one line of JSON (hello: version, fault table,
@@ -64,6 +66,17 @@ def _put32(b, o, v):
     b[o + 1] = (v >> 8) & 0xFF
     b[o + 2] = (v >> 16) & 0xFF
     b[o + 3] = (v >> 24) & 0xFF
+
+
+def open_link(spec):
+    """The plant's link from its address: "fd:N" (a connected socket
+    inherited as descriptor N) or "HOST:PORT" (TCP)."""
+    if spec.startswith("fd:"):
+        # A file object on the descriptor: readinto() and write() are the
+        # same read()/write() calls a socket object makes.
+        return open(int(spec[3:]), "r+b")
+    host, port = spec.rsplit(":", 1)
+    return connect(host, int(port))
 
 
 def connect(host, port):
