@@ -38,14 +38,15 @@ class Config:
 
 
 def drop(names):
-    """Forgets the modules `names` (sys.modules and their package's
-    attribute), so the garbage collector can take their code back."""
+    """Forgets the modules `names` (their sys.modules entry and their
+    package's attribute), so the garbage collector can take their code
+    back once nothing else refers to it."""
     mods = sys.modules
-    pkg = mods.get("bms")
     for m in names:
         if m in mods:
             del mods[m]
+        pkg, _, attr = m.rpartition(".")
         try:
-            delattr(pkg, m[4:])
+            delattr(mods[pkg], attr)
         except (AttributeError, KeyError, TypeError):  # not set (MicroPython: KeyError)
             pass

@@ -24,6 +24,9 @@ WORK = sys.argv[2]
 N = int(sys.argv[3])
 MODE = sys.argv[4]
 TICKS = int(sys.argv[5]) if len(sys.argv) > 5 else 3000
+# "all": every console command below; "read": all but `config set` (which
+# builds a second configuration while the pack runs)
+CONSOLE = sys.argv[6] if len(sys.argv) > 6 else "all"
 TEMPS = max(1, N // 4)
 # MODE "steps": nothing runs at import; a driver calls import_one(),
 # boot() and tick() one at a time (the WebAssembly port collects garbage
@@ -188,6 +191,10 @@ def boot(out=None):
 COMMANDS = (b"status\n", b"cells\n", b"faults\n", b"config get\n", b"config get tick_ms\n",
             b"config set balance_max_cells 6\n", b"log 5\n", b"help\n", b"grid status\n",
             b"config set balance_max_cells 99999\n", b"version\n")
+
+
+if CONSOLE == "read":
+    COMMANDS = tuple(c for c in COMMANDS if not c.startswith(b"config set"))
 
 
 def mode_modules():
