@@ -509,7 +509,13 @@ def case_board_start():
     b.reset_cause = b.machine.WDT_RESET
     b.pin(18).v = 0  # enable (active low) on
     port = QuietPort()
+    # as on a board, where nothing else holds the boot-only modules (the
+    # board file's parser, the BQ76952 bring-up, the config schema)
+    from bms.config import drop
+    boot_only = ("bms.board", "bms.drivers.bq76952_setup", "bms.config_schema", "bms.chemistry")
+    drop(boot_only)
     runner = boot.board_main(root, b.machine, b.clock, port, 30)
+    OUT["boot_only_resident"] = [m for m in boot_only if m in sys.modules]
     st = runner.app.app.state
     OUT["ticks"] = runner.ticks
     OUT["feeds"] = b.wdt.feeds

@@ -122,6 +122,7 @@ def test_board_start_reads_files_reports_reset_cause_and_feeds_watchdog(tmp_path
     assert out["fresh"] == 1 and out["internal_error"] == 0
     assert out["console_lines_sent"] > 0  # telemetry went out between ticks
     assert "log" in out["files"] and any(f.startswith("state.") for f in out["files"])
+    assert out["boot_only_resident"] == []  # dropped once used: not in the running board's heap
 
 
 def test_firmware_board_validation_names_the_field():
