@@ -28,93 +28,95 @@ SCAN_ROWS = {
 }
 
 
-# key: (lo, hi, what) for integer settings. Units are in the key names:
+# key: (lo, hi) for integer settings; what each one is, for the error
+# messages, is in bms/config_text.py (loaded only to form a message; a row
+# may also carry it as a third item). Units are in the key names:
 # mv, ma, mah, ms, dc (0.1 degC), pm (per mille), cpm (C-rate per mille),
 # q16/q8 (fixed-point gains: value = raw * gain >> 16 or >> 8).
 INT_KEYS = {
-    "version": (1, 100, "configuration schema version"),
-    "cells": (1, MAX_CELLS, "cells in series"),
-    "temps": (1, MAX_TEMPS, "cell temperature sensors"),
-    "capacity_mah": (100, 2000000, "rated capacity"),
-    "tick_ms": (10, 1000, "control period"),
-    "telemetry_ms": (0, 3600000, "console telemetry period (0: off)"),
-    "max_charge_ma": (0, 1000000, "charge current limit"),
-    "max_discharge_ma": (0, 1000000, "discharge current limit"),
-    "max_charge_cpm": (0, 5000, "charge current limit as C-rate"),
-    "max_discharge_cpm": (0, 10000, "discharge current limit as C-rate"),
-    "limit_ramp_ma_per_s": (1, 1000000, "current limit rise rate"),
-    "balance_floor_mv": (0, 5000, "lowest cell voltage that may be bled"),
-    "balance_start_mv": (1, 500, "start balancing above lowest cell +"),
-    "balance_stop_mv": (0, 500, "stop balancing at lowest cell +"),
-    "balance_max_cells": (0, MAX_CELLS, "cells bled at once"),
-    "balance_max_temp_dc": (-400, 1000, "no balancing above"),
-    "balance_rest_ma": (0, 100000, "pack counts as resting below"),
-    "pump_start_dc": (-400, 1000, "pump starts at"),
-    "pump_setpoint_dc": (-400, 1000, "hottest-cell target of the pump controller"),
-    "pump_hyst_dc": (0, 200, "pump stop hysteresis"),
-    "pump_min_duty_pm": (0, 1000, "pump minimum duty while running"),
-    "pump_kp_pm_per_dc": (0, 1000, "pump proportional gain"),
-    "pump_ki_pm_per_dc_s": (0, 100, "pump integral gain"),
-    "pump_ff_pm_at_1c": (0, 1000, "pump feed-forward duty at a 1C current"),
-    "pump_force_pm": (-1, 1000, "fixed pump duty (-1: controller)"),
-    "pump_prime_every_ms": (0, 86400000, "idle time before a prime/flush run (0: never)"),
-    "pump_prime_ms": (0, 3600000, "length of a prime/flush run"),
-    "imbalance_max_cpm": (0, 10000, "judge the cell spread only below this current (C-rate per mille)"),
-    "cooling_fault_limit_pm": (0, 1000, "share of the current limits while cooling is faulty"),
-    "coolant_implausible_dc": (10, 1000, "coolant in/out further apart than this is implausible"),
-    "heater_on_dc": (-400, 400, "heater on below"),
-    "heater_off_dc": (-400, 400, "heater off at"),
-    "precharge_margin_mv": (1, 100000, "precharge done within"),
-    "precharge_timeout_ms": (100, 60000, "precharge time limit"),
-    "precharge_tries": (1, 10, "precharge attempts"),
-    "precharge_retry_ms": (0, 600000, "pause between precharge attempts"),
-    "current_gain_q8": (1, 1 << 20, "current sensor gain"),
-    "current_offset_ma": (-100000, 100000, "current sensor offset"),
-    "pack_gain_q8": (1, 1 << 20, "pack voltage sensor gain"),
-    "bus_gain_q8": (1, 1 << 20, "bus voltage sensor gain"),
-    "ntc_r25_ohm": (100, 1000000, "thermistor resistance at 25 degC"),
-    "ntc_beta_k": (1000, 10000, "thermistor beta"),
-    "ntc_pullup_ohm": (100, 1000000, "thermistor divider resistor"),
-    "adc_max": (255, 65535, "thermistor ADC full scale"),
-    "flow_hz_full": (1, 10000, "flow meter frequency at full pump duty"),
-    "flow_spinup_ms": (0, 60000, "time the pump takes to reach its flow"),
-    "flow_window_ms": (100, 10000, "flow meter pulses are counted over this sliding window"),
-    "therm_short_raw": (0, 65535, "thermistor reads shorted at or below"),
-    "therm_open_raw": (0, 65535, "thermistor reads open at or above"),
+    "version": (1, 100),
+    "cells": (1, MAX_CELLS),
+    "temps": (1, MAX_TEMPS),
+    "capacity_mah": (100, 2000000),
+    "tick_ms": (10, 1000),
+    "telemetry_ms": (0, 3600000),
+    "max_charge_ma": (0, 1000000),
+    "max_discharge_ma": (0, 1000000),
+    "max_charge_cpm": (0, 5000),
+    "max_discharge_cpm": (0, 10000),
+    "limit_ramp_ma_per_s": (1, 1000000),
+    "balance_floor_mv": (0, 5000),
+    "balance_start_mv": (1, 500),
+    "balance_stop_mv": (0, 500),
+    "balance_max_cells": (0, MAX_CELLS),
+    "balance_max_temp_dc": (-400, 1000),
+    "balance_rest_ma": (0, 100000),
+    "pump_start_dc": (-400, 1000),
+    "pump_setpoint_dc": (-400, 1000),
+    "pump_hyst_dc": (0, 200),
+    "pump_min_duty_pm": (0, 1000),
+    "pump_kp_pm_per_dc": (0, 1000),
+    "pump_ki_pm_per_dc_s": (0, 100),
+    "pump_ff_pm_at_1c": (0, 1000),
+    "pump_force_pm": (-1, 1000),
+    "pump_prime_every_ms": (0, 86400000),
+    "pump_prime_ms": (0, 3600000),
+    "imbalance_max_cpm": (0, 10000),
+    "cooling_fault_limit_pm": (0, 1000),
+    "coolant_implausible_dc": (10, 1000),
+    "heater_on_dc": (-400, 400),
+    "heater_off_dc": (-400, 400),
+    "precharge_margin_mv": (1, 100000),
+    "precharge_timeout_ms": (100, 60000),
+    "precharge_tries": (1, 10),
+    "precharge_retry_ms": (0, 600000),
+    "current_gain_q8": (1, 1 << 20),
+    "current_offset_ma": (-100000, 100000),
+    "pack_gain_q8": (1, 1 << 20),
+    "bus_gain_q8": (1, 1 << 20),
+    "ntc_r25_ohm": (100, 1000000),
+    "ntc_beta_k": (1000, 10000),
+    "ntc_pullup_ohm": (100, 1000000),
+    "adc_max": (255, 65535),
+    "flow_hz_full": (1, 10000),
+    "flow_spinup_ms": (0, 60000),
+    "flow_window_ms": (100, 10000),
+    "therm_short_raw": (0, 65535),
+    "therm_open_raw": (0, 65535),
     # balancing measurement windows
-    "balance_bleed_ms": (100, 60000, "bleed time between measurement windows"),
-    "balance_window_ms": (0, 10000, "bleeding paused for an undistorted scan (0: the front end does it)"),
+    "balance_bleed_ms": (100, 60000),
+    "balance_window_ms": (0, 10000),
     # state of charge
-    "soc_charge_eff_pm": (800, 1000, "charge (coulombic) efficiency"),
-    "soc_rest_cpm": (0, 100, "pack rests below this current (C-rate per mille)"),
-    "soc_rest_ms": (0, 86400000, "rest before the OCV may correct the SOC"),
-    "soc_ocv_slope_mv_per_10pct": (1, 5000, "OCV correction only where the curve is this steep"),
-    "soc_full_mv": (1000, 5000, "end of charge: highest cell at or above"),
-    "soc_full_cpm": (1, 1000, "end of charge: current tapered below (C-rate per mille)"),
-    "soc_full_ms": (0, 3600000, "end of charge: held for"),
-    "soc_empty_mv": (1000, 5000, "bottom of the usable range: lowest cell at or below"),
-    "soc_empty_ms": (0, 600000, "bottom of the usable range: held for"),
-    "soc_cell_r_uohm": (0, 100000, "cell resistance (R0) for the IR corrections (default: cell_r_uohm_ah / capacity)"),
-    "cell_r_uohm_ah": (0, 10000000, "the chemistry's R0 x capacity, for the soc_cell_r_uohm default"),
-    "soc_capacity_min_dsoc_cpct": (1000, 10000, "SOC span between synchronisations for a capacity estimate"),
-    "soc_ccl_taper_cpct": (5000, 10000, "charge limit derated above this SOC"),
-    "soc_dcl_taper_cpct": (0, 5000, "discharge limit derated below this SOC"),
-    "soc_limit_floor_pm": (0, 1000, "share of the limits left at 100 % / 0 % SOC"),
+    "soc_charge_eff_pm": (800, 1000),
+    "soc_rest_cpm": (0, 100),
+    "soc_rest_ms": (0, 86400000),
+    "soc_ocv_slope_mv_per_10pct": (1, 5000),
+    "soc_full_mv": (1000, 5000),
+    "soc_full_cpm": (1, 1000),
+    "soc_full_ms": (0, 3600000),
+    "soc_empty_mv": (1000, 5000),
+    "soc_empty_ms": (0, 600000),
+    "soc_cell_r_uohm": (0, 100000),
+    "cell_r_uohm_ah": (0, 10000000),
+    "soc_capacity_min_dsoc_cpct": (1000, 10000),
+    "soc_ccl_taper_cpct": (5000, 10000),
+    "soc_dcl_taper_cpct": (0, 5000),
+    "soc_limit_floor_pm": (0, 1000),
     # grid-support events
-    "ocv_hyst_mv": (0, 200, "a rested cell's OCV may sit this far from the table (hysteresis branches)"),
-    "ocv_temp_uv_per_k": (0, 5000, "OCV shift per kelvin away from 25 degC (entropic coefficient, magnitude)"),
-    "cell_accuracy_mv": (0, 100, "front end's cell voltage accuracy"),
-    "soc_polar_mv": (0, 1000, "largest overpotential under load beyond soc_cell_r_uohm x I"),
-    "grid_reserve_cpct": (0, 10000, "owner's reserve: grid events never go below this SOC"),
-    "grid_vfloor_ms": (0, 60000, "an event ends once the lowest cell has been at the reserve's OCV for"),
-    "grid_vfloor_rearm_mv": (0, 500, "after that, no event until the lowest cell is this far above it again"),
-    "close_hold_ms": (0, 60000, "at boot, after the first valid scan and the pending fault trips, the contactors wait this much longer"),
-    "grid_max_power_w": (1, 100000, "largest grid-event power accepted"),
-    "grid_max_duration_s": (1, 86400, "longest grid event accepted"),
-    "grid_margin_pm": (0, 1000, "reserve margin per SOC span counted since the last synchronisation"),
-    "grid_margin_unlearned_pm": (0, 1000, "the same while the capacity is still the rated one (no estimate yet)"),
-    "grid_margin_unsynced_cpct": (0, 10000, "reserve margin before any synchronisation since boot"),
-    "grid_margin_sync_cpct": (0, 10000, "reserve margin for the error of a synchronisation itself"),
+    "ocv_hyst_mv": (0, 200),
+    "ocv_temp_uv_per_k": (0, 5000),
+    "cell_accuracy_mv": (0, 100),
+    "soc_polar_mv": (0, 1000),
+    "grid_reserve_cpct": (0, 10000),
+    "grid_vfloor_ms": (0, 60000),
+    "grid_vfloor_rearm_mv": (0, 500),
+    "close_hold_ms": (0, 60000),
+    "grid_max_power_w": (1, 100000),
+    "grid_max_duration_s": (1, 86400),
+    "grid_margin_pm": (0, 1000),
+    "grid_margin_unlearned_pm": (0, 1000),
+    "grid_margin_unsynced_cpct": (0, 10000),
+    "grid_margin_sync_cpct": (0, 10000),
 }
 BOOL_KEYS = ("balance_no_neighbours", "auto_close", "enable_input", "heater_enabled")
 TABLE_KEYS = {"ocv": ("cpct", "mv", 0, 10000, 0, 5000), "capacity_temp": ("dc", "pm", -400, 1000, 1, 1000)}
@@ -236,7 +238,25 @@ def _err(key, msg):
     raise ConfigError("config." + key + ": " + msg)
 
 
-def _int(key, v, lo, hi, what):
+def _what(key):
+    # What an integer setting is, for its error message: the descriptions
+    # are loaded for the message only (bms/config_text.py).
+    row = INT_KEYS.get(key)
+    if row is not None and len(row) > 2:
+        return row[2]
+    from bms.config import drop
+    from bms.config_text import WHAT
+    try:
+        return WHAT.get(key, key)
+    finally:
+        WHAT = None
+        drop(("bms.config_text",))
+
+
+def _int(key, v, lo, hi, what=None):
+    # what: None for the INT_KEYS rows (looked up only for an error)
+    if (type(v) is not int or v is True or v is False or v < lo or v > hi) and what is None:
+        what = _what(key)
     if type(v) is not int or v is True or v is False:
         _err(key, "expected an integer (" + what + "), got " + repr(v))
     if v < lo or v > hi:
@@ -266,8 +286,8 @@ def fill(cfg, user):
     for k in merged:
         v = merged[k]
         if k in INT_KEYS:
-            lo, hi, what = INT_KEYS[k]
-            setattr(cfg, k, _int(k, v, lo, hi, what))
+            row = INT_KEYS[k]
+            setattr(cfg, k, _int(k, v, row[0], row[1], row[2] if len(row) > 2 else None))
         elif k in BOOL_KEYS:
             if v is not True and v is not False:
                 _err(k, "expected true or false, got " + repr(v))
@@ -287,7 +307,7 @@ def fill(cfg, user):
             _err(k, "unknown setting")
     for k in ("cells", "temps", "capacity_mah"):
         if k not in merged:
-            _err(k, "missing (" + INT_KEYS[k][2] + ")")
+            _err(k, "missing (" + _what(k) + ")")
     _derive_currents(cfg, merged)
     _check_order(cfg)
     _calibration(cfg, merged)
