@@ -16,8 +16,8 @@
 #   USB stack turns it into one; the main loop then makes the outputs safe.
 # The commands a running pack needs at any moment (status, cells, faults,
 # version, clear) and the telemetry are resident; the rarely used ones
-# (help, config, log, telemetry, grid) are in bms/console_cmds.py, loaded
-# for the command and dropped after it.
+# (help, config, log, telemetry, grid) are in bms/console_cmds.py and
+# bms/console_config.py, loaded for the command and dropped after it.
 import time
 from micropython import const
 from bms import VERSION
@@ -28,7 +28,8 @@ MAX_LINE = const(160)
 IN_BUDGET = const(512)  # bytes taken per service() call
 CTRL_C = const(3)
 
-# commands in bms/console_cmds.py, loaded when one of them is called
+# commands in bms/console_cmds.py (config: bms/console_config.py), loaded
+# when one of them is called
 RARE = ("help", "config", "log", "telemetry", "grid")
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
 class CommandError(Exception):
@@ -136,17 +137,17 @@ class Console:
         if f is not None:
             f(args, now_ms)
         elif cmd in RARE:
-            # loaded for this command only (bms/console_cmds.py)
+            # loaded for this command only (bms/console_cmds.py, bms/console_config.py)
             import sys
             from bms.config import drop
-            loaded = "bms.console_cmds" not in sys.modules
+            mod = "bms.console_config" if cmd == "config" else "bms.console_cmds"
+            loaded = [mod] if mod not in sys.modules else []
             try:
-                from bms import console_cmds
-                getattr(console_cmds, "cmd_" + cmd)(self, args, now_ms)
+                f = getattr(__import__(mod, None, None, ("x",)), "cmd_" + cmd)
+                f(self, args, now_ms)
             finally:
-                console_cmds = None
-                if loaded:
-                    drop(("bms.console_cmds",))
+                f = None
+                drop(loaded)
         else:
             raise CommandError("unknown command (try help)")
 
@@ -232,6 +233,18 @@ class Console:
         if hasattr(st, "grid_active"):
             w(',"grid":%d,"grid_w":%d,"grid_wh_total":%d' % (st.grid_active, st.grid_power_w, st.grid_wh_total))
         w("}\n")
+
+
+def _parse(text):
+    """An int, true/false, or a string; JSON-ish, without eval."""
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    t = text[1:] if text[:1] in "+-" else text
+    if t.isdigit():
+        return int(text)
+    return text
 
 
 def _dc(v):

@@ -1,12 +1,12 @@
-# The console's rarely used commands (help, config, log, telemetry, grid):
+# The console's rarely used commands (help, log, telemetry, grid; config is
+# in bms/console_config.py):
 # bms/console.py loads this module for one of them and drops it again after
 # the command, so its code is not resident on the board between commands.
 # Each command is a function of the Console (self), its arguments and the
 # time, as the resident ones are methods.
 import time
-from array import array
 from micropython import const
-from bms.console import CommandError, _soc
+from bms.console import CommandError, _parse, _soc
 
 LOG_MAX = const(200)  # newest records printed by `log` without an argument
 
@@ -35,46 +35,6 @@ def cmd_help(self, args, now_ms):
     self._no_args(args)
     for h in HELP:
         self.port.write(h + "\n")
-
-
-def cmd_config(self, args, now_ms):
-    if not args or args[0] not in ("get", "set"):
-        raise CommandError("expected 'config get [KEY]' or 'config set KEY VALUE'")
-    if args[0] == "get":
-        if len(args) > 2:
-            raise CommandError("config get takes at most one key")
-        cfg = self.app.cfg
-        keys = (args[1],) if len(args) == 2 else sorted(k for k in dir(cfg) if not k.startswith("_"))
-        for k in keys:
-            v = getattr(cfg, k, None)
-            if v is None or callable(v):
-                raise CommandError("unknown setting " + repr(k))
-            self.port.write("%s = %s\n" % (k, _fmt(v)))
-        return
-    if len(args) != 3:
-        raise CommandError("expected 'config set KEY VALUE'")
-    key, text = args[1], args[2]
-    value = _parse(text)
-    new_raw = dict(self.raw)
-    new_raw[key] = value
-    try:
-        cfg = self.build_cfg(new_raw)  # validated first: nothing changes on an error
-    except ValueError as e:  # ConfigError is a ValueError
-        raise CommandError(str(e))
-    old = self.app.cfg
-    later = cfg.cells != old.cells or cfg.temps != old.temps
-    if later and self.store is None:
-        raise CommandError("changing cells/temps needs a saved configuration and a reboot; no store on this board")
-    if self.store is not None:
-        try:
-            self.store.save(new_raw)  # saved before applied, so a reboot keeps it
-        except OSError as e:
-            raise CommandError("could not save the configuration: " + str(e))
-    if not later:
-        self.app.reconfigure(cfg)
-    self.raw = new_raw
-    self.port.write("%s = %s%s\n" % (key, _fmt(getattr(cfg, key, value)),
-                                      " (saved; takes effect after a reboot)" if later else ""))
 
 
 def cmd_log(self, args, now_ms):
@@ -141,21 +101,3 @@ def cmd_grid(self, args, now_ms):
             GRID_REASONS[st.grid_reason] if st.grid_reason < len(GRID_REASONS) else str(st.grid_reason)))
     self.port.write("grid exported %d Wh this event, %d Wh in all; reserve %s\n" % (
         st.grid_mwh_event // 1000, st.grid_wh_total, _soc(app.cfg.grid_reserve_cpct)))
-
-
-def _parse(text):
-    """An int, true/false, or a string; JSON-ish, without eval."""
-    if text == "true":
-        return True
-    if text == "false":
-        return False
-    t = text[1:] if text[:1] in "+-" else text
-    if t.isdigit():
-        return int(text)
-    return text
-
-
-def _fmt(v):
-    if isinstance(v, (list, tuple, array)):
-        return "[" + ", ".join(str(x) for x in v) + "]"
-    return str(v)
