@@ -2,7 +2,7 @@
 # port's `micropython`, or the 32-bit WebAssembly build, since it needs no
 # socket, no viper and no host process).
 #
-#   micropython heap_by_module.py FIRMWARE_DIR WORK_DIR CELLS MODE
+#   micropython heap_by_module.py FIRMWARE_DIR WORK_DIR CELLS MODE [TICKS [all|read]]
 #   MODE: modules - heap taken by importing each firmware module (in the
 #                   order the virtual board's start-up pulls them in), then
 #                   by each piece of data built at boot; one JSON object
@@ -12,7 +12,12 @@
 #                   with console commands between them (status, cells,
 #                   faults, config get, config set, log, help); prints
 #                   {"ok": ..., "peak": ...}. Run it at shrinking heap sizes
-#                   to find the smallest heap that runs the firmware.
+#                   to find the smallest heap that runs the firmware
+#                   (unix port: -X heapsize=N; run it as a module from its
+#                   .mpy, `MICROPYPATH=DIR micropython -m heap_by_module`,
+#                   so its own code is not compiled on the heap).
+#         steps   - nothing at import: a driver calls start() and tick()
+#                   (host_tools/mp/heap_steps32.mjs on the 32-bit build).
 # Loaded from .mpy the figures are module code as a board holds it; from
 # .py they include the compiler's garbage.
 import sys
