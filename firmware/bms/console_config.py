@@ -36,7 +36,7 @@ def cmd_config(self, args, now_ms):
         raise CommandError("changing cells/temps needs a saved configuration and a reboot; no store on this board")
     if self.store is not None:
         try:
-            self.store.save(new_raw)  # saved before applied, so a reboot keeps it
+            self.store.save(new_raw, True)  # saved before applied, so a reboot keeps it; validated above
         except OSError as e:
             raise CommandError("could not save the configuration: " + str(e))
     if not later:

@@ -66,6 +66,7 @@ class MemPort:
         self.out_bytes = 0
         self.oks = 0
         self.errs = 0
+        self.err_lines = []  # the first few, to say what failed
 
     def send(self, line):
         self.pending = line
@@ -86,6 +87,8 @@ class MemPort:
             self.oks += 1
         elif text.startswith("ERR "):
             self.errs += 1
+            if len(self.err_lines) < 4:
+                self.err_lines.append(text.strip())
 
 
 class GenStream:
@@ -270,13 +273,21 @@ def mode_run():
             if m > peak:
                 peak = m
             ticks += 1
-        ok = not app.state.internal_error
+        # every command answered as at any heap size: only the out-of-range
+        # `config set` is an ERR (a MemoryError in a command is one too)
+        bad = 0
+        for j in range(c):
+            if COMMANDS[j % len(COMMANDS)].endswith(b"99999\n"):
+                bad += 1
         oks, errs = port.oks, port.errs
+        err_lines = port.err_lines
+        ok = not app.state.internal_error and errs == bad and oks == c - bad
     except MemoryError:
         err = "MemoryError"
-        after_boot = oks = errs = None
+        after_boot = oks = errs = err_lines = None
     print(json.dumps({"ok": ok, "error": err, "ticks": ticks, "after_boot": after_boot, "peak": peak,
-                      "console_ok": oks, "console_err": errs}))
+                      "console_ok": oks, "console_err": errs,
+                      "console_err_lines": err_lines}))
 
 
 if MODE == "modules":
