@@ -187,7 +187,12 @@ def case_hal():
     chip.set_cells_mv([3300] * 16)
     chip.set_stack(5280, 5280, 5280, 0)
     cfg = cfg16()
+    # as on a board, where nothing else holds the bring-up's module: the
+    # front end drops it once the chip is configured
+    from bms.config import drop
+    drop(("bms.drivers.bq76952_setup",))
     hal = build_hal(bd, cfg, kernels, b.machine, b.clock)
+    OUT["setup_loaded"] = "bms.drivers.bq76952_setup" in sys.modules
     b.pin(18).v = 0
     app = App(cfg, hal, kernels)
     st = app.state
@@ -208,6 +213,7 @@ def case_hal():
         now += 100
     OUT["active"] = [F.NAMES[i] for i in range(F.N_FAULTS) if st.fault_active[i]]
     OUT["cstate"] = st.contactor_state
+    OUT["setup_dropped"] = "bms.drivers.bq76952_setup" not in sys.modules
     OUT["answered"] = [st.sig[S.FE_CONFIG], st.fault_active[F.index("FE_CONFIG")], st.valid_scans > 0, st.outputs,
                        chip.crc, chip.otp_writes]
 

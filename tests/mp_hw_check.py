@@ -511,9 +511,15 @@ def case_board_start():
     from chips.mcp2515 import attach
     can_chip, can_bus, peer = attach(b, board("pico_bq76952.json")["can"])
     port = QuietPort()
+    # as on a board, where nothing else holds the boot-only modules (the
+    # board file's parser, the BQ76952 bring-up, the config schema)
+    from bms.config import drop
+    boot_only = ("bms.board", "bms.drivers.bq76952_setup", "bms.config_schema", "bms.chemistry")
+    drop(boot_only)
     runner = boot.board_main(root, b.machine, b.clock, port, 30)
     OUT["can_ids"] = sorted(set(i for _, i, _ in peer.rx))
     OUT["can_bitrate"] = can_chip.bitrate()
+    OUT["boot_only_resident"] = [m for m in boot_only if m in sys.modules]
     st = runner.app.app.state
     OUT["ticks"] = runner.ticks
     OUT["feeds"] = b.wdt.feeds

@@ -70,6 +70,8 @@ def test_chip_that_does_not_answer_is_a_fault_at_boot_and_nothing_closes():
     sig, fault, valid, _, crc, otp = out["answered"]
     assert sig == 0 and fault == 0 and valid and crc and otp == 0  # answered later: brought up, cleared
     assert "FE_CONFIG" not in out["active"]
+    # the bring-up's code is boot-only: loaded for it, dropped once the chip is configured
+    assert out["setup_loaded"] and out["setup_dropped"]
 
 
 def test_short_between_two_scans_is_caught_by_the_chip_layer():

@@ -124,6 +124,7 @@ def test_board_start_reads_files_reports_reset_cause_and_feeds_watchdog(tmp_path
     assert "log" in out["files"] and any(f.startswith("state.") for f in out["files"])
     # the board file's `can` section: the runner serves the inverter CAN between ticks (pylontech, 500 kbit/s)
     assert out["can_bitrate"] == 500000 and out["can_ids"] == [0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E]
+    assert out["boot_only_resident"] == []  # dropped once used: not in the running board's heap
 
 
 def test_firmware_board_validation_names_the_field():

@@ -83,3 +83,35 @@ def test_every_tick_works_with_the_defaults():
     for t, stuck, stale, window in rows:
         assert stuck == max(3000, 10 * t) and stale == max(1000, 2 * t)
         assert window * t <= 1000 < (window + 1) * t  # the 1 s flow window, whole scans
+
+
+def test_schema_is_not_resident_after_a_config_is_built():
+    # bms/config.py loads the schema and the chemistry presets only while it
+    # builds a configuration (valid or not) and drops them after, unless
+    # someone had them loaded already
+    code = (
+        "import sys, gc\nfrom bms.config import Config, ConfigError\n"
+        f"raw = {BASE!r}\n"
+        "c = Config(raw)\n"
+        "gone = [m not in sys.modules for m in ('bms.config_schema', 'bms.chemistry', 'bms.config_text')]\n"
+        "try:\n    Config(dict(raw, cells=0))\nexcept ConfigError as e:\n    err = str(e)\n"
+        "gone += [m not in sys.modules for m in ('bms.config_schema', 'bms.chemistry', 'bms.config_text')]\n"
+        "import bms.chemistry\nConfig(raw)\n"
+        "print(gone, 'bms.chemistry' in sys.modules, c.cells, err)\n"
+    )
+    r = mp_run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[True, True, True, True, True, True] True 16 config.cells: 0 out of range 1..256 (cells in series)"
+
+
+def test_every_integer_setting_has_its_description():
+    # the descriptions live apart from the rows (bms/config_text.py): one
+    # for every row that does not carry its own, and none for a key not in
+    # the schema
+    code = (
+        "from bms.config_schema import INT_KEYS\nfrom bms.config_text import WHAT\n"
+        "print(sorted(k for k in INT_KEYS if len(INT_KEYS[k]) < 3 and not WHAT.get(k)), sorted(k for k in WHAT if k not in INT_KEYS))\n"
+    )
+    r = mp_run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[] []"

@@ -192,6 +192,10 @@ def _bq76952(b, afe, cfg):
         if temps[i] not in TEMP_NAMES:
             _err("afe.temps[%d]" % i, "expected one of %s, got %r" % (", ".join(TEMP_NAMES), temps[i]))
     drv = BQ76952(bus, b.kernels, b.clock, ADDR)  # the factory address until the bring-up changes it
+    import sys
+    # boot-only code: the front end drops it once the chip is configured
+    setup = "bms.drivers.bq76952_setup"
+    loaded = setup not in sys.modules
     from bms.drivers.bq76952_setup import BringUp, SetupError, settings
     try:
         table = settings(afe, cfg)
@@ -200,7 +204,9 @@ def _bq76952(b, afe, cfg):
     addr = _get(afe, "address", "afe.", "int", ADDR, False)
     if addr != ADDR:
         _err("afe.address", "only the factory address 0x08 is supported (a second address needs the bring-up to move it)")
-    return Bq76952FrontEnd(drv, cfg, chans, temps, _get(afe, "fets", "afe.", "bool", False, False), BringUp(drv, table))
+    fe = Bq76952FrontEnd(drv, cfg, chans, temps, _get(afe, "fets", "afe.", "bool", False, False), BringUp(drv, table))
+    fe.setup_module = setup if loaded else None
+    return fe
 
 
 def _ltc681x(b, afe, cfg, kind):

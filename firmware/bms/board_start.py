@@ -40,6 +40,11 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
     from bms import VERSION
     from bms import kernels
     from bms.boot import _boot_line
+    import sys
+    from bms.config import drop
+    # the board file's parser is boot-only: dropped once the HAL is built
+    parser = "bms.board"
+    loaded = parser not in sys.modules
     from bms.board import build_hal, BoardError
     from bms.runner import BoardRunner
     try:
@@ -49,6 +54,9 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
         # inputs (contactor drivers off). Say why and stay in the REPL.
         _boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
         return None
+    build_hal = BoardError = None
+    if loaded:
+        drop((parser,))
     cause = machine.reset_cause()
     wdt_reset = cause == machine.WDT_RESET
     app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,

@@ -14,8 +14,11 @@
 #   flood cannot hold up the next tick, and only a valid command changes
 #   anything. Ctrl-C (0x03) raises KeyboardInterrupt, as on a board whose
 #   USB stack turns it into one; the main loop then makes the outputs safe.
+# The commands a running pack needs at any moment (status, cells, faults,
+# version, clear) and the telemetry are resident; the rarely used ones
+# (help, config, log, telemetry, grid) are in bms/console_cmds.py and
+# bms/console_config.py, loaded for the command and dropped after it.
 import time
-from array import array
 from micropython import const
 from bms import VERSION
 from bms import faults as F
@@ -24,30 +27,11 @@ from bms import signals as S
 MAX_LINE = const(160)
 IN_BUDGET = const(512)  # bytes taken per service() call
 CTRL_C = const(3)
-LOG_MAX = const(200)  # newest records printed by `log` without an argument
 
-HELP = (
-    "help                      this list",
-    "version                   firmware version",
-    "status                    pack summary",
-    "cells                     cell voltages (mV) and balancing",
-    "faults                    active faults",
-    "clear                     clear latched faults whose cause is gone",
-    "config get [KEY]          show settings (all, or one)",
-    "config set KEY VALUE      change a setting (validated, then applied and saved)",
-    "log [N]                   the newest N event-log records (CSV)",
-    "telemetry off|MS          telemetry period in ms (0 or off: none)",
-    "grid start WATTS MINUTES  start a grid-support discharge event",
-    "grid cancel               end the grid-support event now",
-    "grid status               the grid-support state",
-)
+# commands in bms/console_cmds.py (config: bms/console_config.py), loaded
+# when one of them is called
+RARE = ("help", "config", "log", "telemetry", "grid")
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
-# State.grid_reason (bms/state.py GRID_*)
-GRID_REASONS = ("none", "ended at its deadline", "ended at the reserve", "cancelled", "refused or ended: contactors open, discharge blocked or a fault",
-                "refused: bad arguments", "refused: an event is already running", "refused: SOC not known yet",
-                "refused or ended: the lowest cell at the OCV of the reserve")
-
-
 class CommandError(Exception):
     pass
 
@@ -168,18 +152,26 @@ class Console:
     # -- commands ---------------------------------------------------------
     def run(self, cmd, args, now_ms):
         f = getattr(self, "cmd_" + cmd, None) if cmd.isalpha() else None
-        if f is None:
+        if f is not None:
+            f(args, now_ms)
+        elif cmd in RARE:
+            # loaded for this command only (bms/console_cmds.py, bms/console_config.py)
+            import sys
+            from bms.config import drop
+            mod = "bms.console_config" if cmd == "config" else "bms.console_cmds"
+            loaded = [mod] if mod not in sys.modules else []
+            try:
+                f = getattr(__import__(mod, None, None, ("x",)), "cmd_" + cmd)
+                f(self, args, now_ms)
+            finally:
+                f = None
+                drop(loaded)
+        else:
             raise CommandError("unknown command (try help)")
-        f(args, now_ms)
 
     def _no_args(self, args):
         if args:
             raise CommandError("takes no arguments, got " + repr(" ".join(args)))
-
-    def cmd_help(self, args, now_ms):
-        self._no_args(args)
-        for h in HELP:
-            self.port.write(h + "\n")
 
     def cmd_version(self, args, now_ms):
         self._no_args(args)
@@ -220,108 +212,6 @@ class Console:
     def cmd_clear(self, args, now_ms):
         self._no_args(args)
         self.app.state.clear_req = 1  # the protect stage acts on it in the next tick
-
-    def cmd_config(self, args, now_ms):
-        if not args or args[0] not in ("get", "set"):
-            raise CommandError("expected 'config get [KEY]' or 'config set KEY VALUE'")
-        if args[0] == "get":
-            if len(args) > 2:
-                raise CommandError("config get takes at most one key")
-            cfg = self.app.cfg
-            keys = (args[1],) if len(args) == 2 else sorted(k for k in dir(cfg) if not k.startswith("_"))
-            for k in keys:
-                v = getattr(cfg, k, None)
-                if v is None or callable(v):
-                    raise CommandError("unknown setting " + repr(k))
-                self.port.write("%s = %s\n" % (k, _fmt(v)))
-            return
-        if len(args) != 3:
-            raise CommandError("expected 'config set KEY VALUE'")
-        key, text = args[1], args[2]
-        value = _parse(text)
-        new_raw = dict(self.raw)
-        new_raw[key] = value
-        try:
-            cfg = self.build_cfg(new_raw)  # validated first: nothing changes on an error
-        except ValueError as e:  # ConfigError is a ValueError
-            raise CommandError(str(e))
-        old = self.app.cfg
-        later = cfg.cells != old.cells or cfg.temps != old.temps
-        if later and self.store is None:
-            raise CommandError("changing cells/temps needs a saved configuration and a reboot; no store on this board")
-        if self.store is not None:
-            try:
-                self.store.save(new_raw)  # saved before applied, so a reboot keeps it
-            except OSError as e:
-                raise CommandError("could not save the configuration: " + str(e))
-        if not later:
-            self.app.reconfigure(cfg)
-        self.raw = new_raw
-        self.port.write("%s = %s%s\n" % (key, _fmt(getattr(cfg, key, value)),
-                                          " (saved; takes effect after a reboot)" if later else ""))
-
-    def cmd_log(self, args, now_ms):
-        if len(args) > 1:
-            raise CommandError("expected 'log [N]'")
-        n = LOG_MAX
-        if args:
-            n = _parse(args[0])
-            if type(n) is not int or n < 1:
-                raise CommandError("N must be a positive integer, got " + repr(args[0]))
-        if self.log is None:
-            raise CommandError("no event log on this board (no filesystem configured)")
-        recs = self.log.records()
-        self.port.write("seq,t_ms,code,arg,value\n")
-        for r in recs[-n:] if n < len(recs) else recs:
-            self.port.write("%d,%d,%d,%d,%d\n" % r)
-
-    def cmd_telemetry(self, args, now_ms):
-        if len(args) != 1:
-            raise CommandError("expected 'telemetry off' or 'telemetry MS'")
-        v = 0 if args[0] == "off" else _parse(args[0])
-        if type(v) is not int or v < 0 or v > 3600000 or (0 < v < 100):
-            raise CommandError("period must be 'off', 0 or 100..3600000 ms, got " + repr(args[0]))
-        self.telemetry_ms = v
-        self.last_tl = None
-
-    def cmd_grid(self, args, now_ms):
-        app = self.app
-        if not hasattr(app, "grid_start"):
-            raise CommandError("grid-support events are not available in this firmware")
-        if not args:
-            raise CommandError("expected 'grid start WATTS MINUTES', 'grid cancel' or 'grid status'")
-        sub = args[0]
-        if sub == "start":
-            if len(args) != 3:
-                raise CommandError("expected 'grid start WATTS MINUTES'")
-            p = _parse(args[1])
-            t = _parse(args[2])
-            if type(p) is not int or type(t) is not int:
-                raise CommandError("WATTS and MINUTES must be integers, got %r %r" % (args[1], args[2]))
-            try:
-                app.grid_start(now_ms, p, t * 60)
-            except ValueError as e:
-                raise CommandError(str(e))
-        elif sub == "cancel":
-            if len(args) != 1:
-                raise CommandError("grid cancel takes no arguments")
-            if not app.grid_cancel(now_ms):
-                raise CommandError("no grid event is running")
-        elif sub == "status":
-            if len(args) != 1:
-                raise CommandError("grid status takes no arguments")
-        else:
-            raise CommandError("unknown grid command " + repr(sub))
-        st = app.state
-        if st.grid_active:
-            left_s = time.ticks_diff(st.grid_end_ms, now_ms) // 1000
-            self.port.write("grid active: %d W, %d s left, ends at the latest at %s SOC or the lowest cell at %d mV\n" % (
-                st.grid_power_w, left_s if left_s > 0 else 0, _soc(st.grid_floor_cpct), st.grid_vfloor_mv))
-        else:
-            self.port.write("grid idle; last event: %s\n" % (
-                GRID_REASONS[st.grid_reason] if st.grid_reason < len(GRID_REASONS) else str(st.grid_reason)))
-        self.port.write("grid exported %d Wh this event, %d Wh in all; reserve %s\n" % (
-            st.grid_mwh_event // 1000, st.grid_wh_total, _soc(app.cfg.grid_reserve_cpct)))
 
     # -- telemetry --------------------------------------------------------
     def telemetry(self, now_ms):
@@ -373,12 +263,6 @@ def _parse(text):
     if t.isdigit():
         return int(text)
     return text
-
-
-def _fmt(v):
-    if isinstance(v, (list, tuple, array)):
-        return "[" + ", ".join(str(x) for x in v) + "]"
-    return str(v)
 
 
 def _dc(v):

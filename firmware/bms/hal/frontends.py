@@ -40,6 +40,7 @@ class Bq76952FrontEnd:
     def __init__(self, drv, cfg, cell_channels, temps, fets=False, bringup=None):
         from bms.drivers.bq76952 import TEMP_NAMES
         self.bringup = bringup
+        self.setup_module = None  # the bring-up's module, dropped once it is done (set by bms/board.py)
         self.ready = bringup is None
         self.drv = drv
         self.map = bytearray(c - 1 for c in cell_channels)
@@ -62,7 +63,11 @@ class Bq76952FrontEnd:
                 sig[S.FE_CONFIG] = 1
                 return e
             self.ready = True
-            self.bringup = None  # its table is boot-only: give the RAM back
+            self.bringup = None  # its table and code are boot-only: give the RAM back
+            if self.setup_module:
+                from bms.config import drop
+                drop((self.setup_module,))
+                self.setup_module = None
             sig[S.FE_CONFIG] = 0
         e = d.scan()
         if e:

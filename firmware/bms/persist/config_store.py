@@ -50,11 +50,13 @@ class ConfigStore:
         self.validate = validate  # callable(raw) -> object; raises on bad config
         self.warnings = []
 
-    def save(self, raw):
+    def save(self, raw, validated=False):
+        """validated: the caller has just built a configuration from this
+        raw (console `config set`), so it is not built a second time."""
         import os
         raw = dict(raw)
         raw["version"] = VERSION
-        if self.validate is not None:
+        if self.validate is not None and not validated:
             self.validate(raw)  # nothing invalid ever reaches the flash
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
