@@ -58,6 +58,7 @@ def run_loop(link, plant, res: Result, stop_on_fault: str | None = None, linger_
     grid_wh = 0.0
     if decisions:
         res.decisions = []
+        res.sent = []
     k = 0
     t = 0.0
     wall0 = time.perf_counter()
@@ -94,6 +95,7 @@ def run_loop(link, plant, res: Result, stop_on_fault: str | None = None, linger_
         res.soc_fw.append(act.soc_cpct / 10000 if act.soc_cpct >= 0 else float("nan"))
         res.capacity_mah_fw = act.capacity_mah
         if decisions:
+            res.sent.append(f)
             res.decisions.append((t, act.outputs, act.contactor_state, act.ccl_ma, act.dcl_ma, act.soc_cpct,
                                   act.balance, act.pump_duty_pm, act.heater, act.faults))
         plant.record(res, t, k, act)

@@ -169,7 +169,9 @@ def soc_figures(res: Result) -> list[str]:
                    f"(firmware SOC vs the plant's true pack SOC, every tick)")
     else:
         out.append("SOC error       no full/empty synchronisation in this run")
-    if res.capacity_mah_fw:
+    if res.capacity_mah_fw and res.plant == "trace":
+        out.append(f"capacity        firmware estimate {res.capacity_mah_fw / 1000:.1f} Ah (configured {res.rated_capacity_ah:.1f} Ah)")
+    elif res.capacity_mah_fw:
         out.append(f"capacity        firmware estimate {res.capacity_mah_fw / 1000:.1f} Ah, plant's usable pack capacity {res.true_capacity_ah:.1f} Ah, "
                    f"rated {res.rated_capacity_ah:.1f} Ah")
     if res.charge_ends:

@@ -125,9 +125,9 @@ def write_state_record(state_dir: Path, soc_cpct: int, capacity_mah: int = 0) ->
     (state_dir / "state.b").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
 
 
-def run(sc: Scenario, kernels: str = "viper", afe: str | None = None) -> Result:
+def run(sc: Scenario, kernels: str = "viper", afe: str | None = None, decisions: bool = False) -> Result:
     """Runs a scenario; a pump_saving expectation adds the always-on run."""
-    res = Simulation(sc, kernels, afe=afe).run()
+    res = Simulation(sc, kernels, afe=afe, decisions=decisions).run()
     if any(e.kind == "pump_saving" for e in sc.expects):
         import copy
         ao = copy.deepcopy(sc)
