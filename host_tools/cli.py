@@ -73,7 +73,10 @@ def cmd_replay(args) -> int:
         cfg, sc = replay.load_config(args.config, args.scenario)
         if args.tick:
             from host_tools import units
-            cfg["tick_ms"] = int(round(units.parse(args.tick, "time") * 1000))
+            try:
+                cfg["tick_ms"] = int(round(units.parse(args.tick, "time") * 1000))
+            except units.QuantityError as e:
+                raise ValueError(f"--tick: {e}") from None
         columns, unit_map, sign = {}, {}, args.current_sign
         if args.map:
             columns, unit_map, sign_file = trace.load_mapping(args.map)
@@ -84,7 +87,9 @@ def cmd_replay(args) -> int:
                         single_cell=args.single_cell)
         if args.single_cell:
             tr = trace.expand(tr, cfg["cells"], args.spread_mv, args.r_spread_mohm, args.noise_mv, args.temp_noise_k, args.seed)
-        ticks = trace.resample(tr, cfg.get("tick_ms", 100) / 1000, args.max_gap)
+        if not args.tick:
+            cfg["tick_ms"] = trace.replay_tick_ms(tr, cfg.get("tick_ms", 100))
+        ticks = trace.resample(tr, cfg["tick_ms"] / 1000, args.max_gap)
     except (replay.ReplayError, trace.TraceError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -60,7 +60,9 @@ def replay(cfg: dict, tr: trace.Trace, ticks: trace.Ticks, kernels: str = "viper
         res = Result(None, link.hello)
         res.plant = "trace"
         res.name = Path(tr.source).name
-        res.description = f"{tr.fmt} CSV, {len(tr.t_s)} samples" + (f"; {tr.expanded}" if tr.expanded else "")
+        res.description = (f"{tr.fmt} CSV, {len(tr.t_s)} samples every {trace.sample_period_s(tr):g} s (median), "
+                           f"{ticks.held} ticks held a sample already sent, gaps beyond {ticks.max_gap_s:g} s"
+                           + (f"; {tr.expanded}" if tr.expanded else ""))
         res.tick_s = tick_s
         res.clock0_ms = 0
         res.truth = tr.soc_label

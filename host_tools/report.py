@@ -370,6 +370,9 @@ def check(res: Result) -> list[Verdict]:
 
 
 def plot(res: Result, path) -> None:
+    """Cell voltages, current and limits, SOC (firmware vs the plant's true
+    SOC or the record's reference), temperatures, pump/balancing, the grid
+    export where the run has one, contactors; faults marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -378,8 +381,14 @@ def plot(res: Result, path) -> None:
     ct = np.asarray(res.cell_t) / 3600
     cv = np.asarray(res.cell_v)
     ctemp = np.asarray(res.cell_temp)
-    fig, ax = plt.subplots(5, 1, figsize=(11, 13), sharex=True)
+    grid = len(res.grid_a) and bool((res.grid_a > 0).any())
+    n_ax = 7 if grid else 6
+    fig, ax = plt.subplots(n_ax, 1, figsize=(11, 2.6 * n_ax), sharex=True)
     ax[0].plot(ct, cv, lw=0.6)
+    if res.plant == "trace" and res.gap.any():
+        for a in ax:
+            a.fill_between(t_h, 0, 1, where=res.gap, transform=a.get_xaxis_transform(), color="0.85", lw=0,
+                           label="no reading (gap)")
     ax[0].set_ylabel("cell voltage (V)")
     ax[0].set_title(f"{res.name}: {res.description}", fontsize=9)
     ax[1].plot(t_h, res.cur, label="pack current", lw=0.8)
@@ -387,28 +396,38 @@ def plot(res: Result, path) -> None:
     ax[1].plot(t_h, -res.dcl, ":", label="-DCL", lw=0.7)
     ax[1].set_ylabel("current (A, + charge)")
     ax[1].legend(loc="upper right", fontsize=7)
-    ax[2].plot(ct, ctemp, lw=0.6)
+    ax[2].plot(t_h, res.soc_fw * 100, label="firmware estimate", lw=0.8)
+    if len(res.soc_true) and not np.isnan(res.soc_true).all():
+        ax[2].plot(t_h, res.soc_true * 100, "--", lw=0.8, label=res.truth)
+    ax[2].set_ylabel("SOC (%)")
+    ax[2].legend(loc="upper right", fontsize=7)
+    ax[3].plot(ct, ctemp, lw=0.6)
     cool = np.asarray(res.coolant)
-    if len(cool):
-        ax[2].plot(ct, cool[:, 0], "k--", lw=0.8, label="coolant in")
-        ax[2].plot(ct, cool[:, 1], "k:", lw=0.8, label="coolant out")
-        ax[2].legend(loc="upper right", fontsize=7)
-    ax[2].set_ylabel("temperature (degC)")
-    ax[3].plot(t_h, res.duty * 100, label="pump duty %")
-    ax[3].plot(t_h, res.balancing, label="cells balancing")
-    ax[3].legend(loc="upper right", fontsize=7)
-    ax[3].set_ylabel("pump / balance")
-    ax[4].step(t_h, (res.outputs & 1) + 0.0, label="main -")
-    ax[4].step(t_h, ((res.outputs >> 1) & 1) * 0.9, label="precharge")
-    ax[4].step(t_h, ((res.outputs >> 2) & 1) * 0.8, label="main +")
+    if len(cool) and not np.isnan(cool).all():
+        ax[3].plot(ct, cool[:, 0], "k--", lw=0.8, label="coolant in")
+        ax[3].plot(ct, cool[:, 1], "k:", lw=0.8, label="coolant out")
+        ax[3].legend(loc="upper right", fontsize=7)
+    ax[3].set_ylabel("temperature (degC)")
+    ax[4].plot(t_h, res.duty * 100, label="pump duty %")
+    ax[4].plot(t_h, res.balancing, label="cells balancing")
+    ax[4].legend(loc="upper right", fontsize=7)
+    ax[4].set_ylabel("pump / balance")
+    if grid:
+        ax[5].plot(t_h, res.grid_a, lw=0.8, label="export to the grid (plant)")
+        ax[5].set_ylabel("grid export (A)")
+        ax[5].legend(loc="upper right", fontsize=7)
+    c = ax[-1]
+    c.step(t_h, (res.outputs & 1) + 0.0, label="main -")
+    c.step(t_h, ((res.outputs >> 1) & 1) * 0.9, label="precharge")
+    c.step(t_h, ((res.outputs >> 2) & 1) * 0.8, label="main +")
     for t, name in res.faults_raised():
         for a in ax:
             a.axvline(t / 3600, color="r", lw=0.5, alpha=0.5)
-        ax[4].text(t / 3600, 1.05, name, fontsize=6, rotation=90, color="r", va="bottom")
-    ax[4].set_ylabel("contactors")
-    ax[4].set_ylim(-0.1, 1.6)
-    ax[4].legend(loc="upper right", fontsize=7)
-    ax[4].set_xlabel("time (h)")
+        c.text(t / 3600, 1.05, name, fontsize=6, rotation=90, color="r", va="bottom")
+    c.set_ylabel("contactors")
+    c.set_ylim(-0.1, 1.6)
+    c.legend(loc="upper right", fontsize=7)
+    c.set_xlabel("time (h)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

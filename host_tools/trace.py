@@ -201,7 +201,7 @@ def load(path, cells: int, temps: int, columns: dict | None = None, units: dict 
     idx = {"time": [seen[need("time")[0]]], "current": [seen[need("current")[0]]],
            "cell": [seen[c] for c in cell_names], "temp": [seen[c] for c in temp_names]}
     for key in OPTIONAL:
-        if cols[key] in seen:
+        if cols.get(key) in seen:
             idx[key] = [seen[cols[key]]]
     ncol = len(header)
     data = {k: np.full((len(rows) - 1, len(v)), np.nan) for k, v in idx.items()}
@@ -346,6 +346,13 @@ class Ticks:
     gap: np.ndarray  # bool: no reading for this tick
     max_gap_s: float
 
+    @property
+    def held(self) -> int:
+        """Ticks (not gaps) that repeat the sample the tick before them held."""
+        rep = np.zeros(len(self.sample), dtype=bool)
+        rep[1:] = self.sample[1:] == self.sample[:-1]
+        return int((rep & ~self.gap).sum())
+
 
 def resample(tr: Trace, tick_s: float, max_gap_s: float | None = None) -> Ticks:
     """Ticks k*tick_s from the first sample to the last. A tick holds the
@@ -363,3 +370,20 @@ def resample(tr: Trace, tick_s: float, max_gap_s: float | None = None) -> Ticks:
         missing |= np.isnan(tr.coolant_c).any(axis=1)
     gap = (t - tr.t_s[idx] > max_gap_s + 1e-9) | missing[idx]
     return Ticks(t, idx, gap, max_gap_s)
+
+
+def sample_period_s(tr: Trace) -> float:
+    return float(np.median(np.diff(tr.t_s))) if len(tr.t_s) > 1 else 0.0
+
+
+def replay_tick_ms(tr: Trace, config_tick_ms: int) -> int:
+    """The tick a replay runs at unless told otherwise: the configuration's,
+    or the record's median sample period when that is longer (at most
+    1 s, in 10 ms steps). Why: the firmware's STUCK_READING row trips when
+    a cell channel repeats the exact same count for ten scans, so a sample
+    held over many ticks would read to it as a stuck front end, not as the
+    slower logger it is."""
+    period_ms = sample_period_s(tr) * 1000
+    if period_ms <= config_tick_ms:
+        return config_tick_ms
+    return int(min(1000, max(config_tick_ms, round(period_ms / 10) * 10)))
