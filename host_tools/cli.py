@@ -86,8 +86,10 @@ def cmd_replay(args) -> int:
         tr = trace.load(args.file, cfg["cells"], cfg["temps"], columns, unit_map, sign, args.format,
                         single_cell=args.single_cell)
         if args.single_cell:
+            # at the configuration's tick: the expansion's noise is the front end's, per scan
+            tr = trace.interpolate(tr, cfg.get("tick_ms", 100) / 1000, args.max_gap)
             tr = trace.expand(tr, cfg["cells"], args.spread_mv, args.r_spread_mohm, args.noise_mv, args.temp_noise_k, args.seed)
-        if not args.tick:
+        elif not args.tick:
             cfg["tick_ms"] = trace.replay_tick_ms(tr, cfg.get("tick_ms", 100))
         ticks = trace.resample(tr, cfg["tick_ms"] / 1000, args.max_gap)
     except (replay.ReplayError, trace.TraceError, ValueError) as e:

@@ -67,7 +67,8 @@ def replay(cfg: dict, tr: trace.Trace, ticks: trace.Ticks, kernels: str = "viper
         res.clock0_ms = 0
         res.truth = tr.soc_label
         res.rated_capacity_ah = cfg.get("capacity_mah", 0) / 1000
-        res.expects = [e for e in sc.expects if e.kind in REPLAY_EXPECTS] if sc is not None else []
+        res.expects = [e for e in sc.expects if e.kind in REPLAY_EXPECTS
+                       and not (e.kind in ("max", "min") and e.signal.startswith("soc"))] if sc is not None else []
         res.firmware_config = cfg
         decim = max(1, len(ticks.t_s) // plot_points)
         plant = TracePlant(tr, ticks, res, cfg["cells"], cfg["temps"], res.rated_capacity_ah, decim)

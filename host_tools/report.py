@@ -126,11 +126,14 @@ def reference_figures(res: Result) -> list[str]:
     if whole:
         out.append(f"SOC error       whole record: RMS {whole[1] * 100:.2f} %, max {whole[2] * 100:.2f} % over {soc_compared(res, 0.0)} ticks "
                    f"(firmware SOC vs {res.truth}; ticks where either is unknown left out)")
-    t0 = first_sync_t(res, None)
-    after = soc_error(res, None) if t0 is not None else None
+    # after the first full/empty synchronisation; without one, after the first of any kind
+    kinds = (1, 2) if first_sync_t(res) is not None else None
+    t0 = first_sync_t(res, kinds)
+    after = soc_error(res, kinds) if t0 is not None else None
     if after:
         from host_tools import frames
-        kind = next(frames.SYNC_NAMES.get(a, str(a)) for _ms, c, a, _v in res.events if c == frames.EV_SOC_SYNC)
+        kind = next(frames.SYNC_NAMES.get(a, str(a)) for _ms, c, a, _v in res.events
+                    if c == frames.EV_SOC_SYNC and (kinds is None or a in kinds))
         out.append(f"SOC error       after the first synchronisation ({kind}) at {_fmt_t(t0)}: RMS {after[1] * 100:.2f} %, "
                    f"max {after[2] * 100:.2f} % over {soc_compared(res, t0)} ticks")
     else:

@@ -331,7 +331,7 @@ def expand(tr: Trace, cells: int, offset_mv: float = 2.0, r_mohm: float = 0.1, n
     temps = tr.temps_c + temp_noise_k * rng.standard_normal(tr.temps_c.shape)
     out = Trace(**{**tr.__dict__, "cells_v": v, "temps_c": temps})
     out.pack_v = None
-    out.expanded = (f"one cell expanded to {cells} in series: per-cell offset N(0, {offset_mv:g} mV), resistance "
+    out.expanded = ((tr.expanded + "; ") if tr.expanded else "") + (f"one cell expanded to {cells} in series: per-cell offset N(0, {offset_mv:g} mV), resistance "
                     f"spread N(0, {r_mohm:g} mOhm), noise N(0, {noise_mv:g} mV) per sample, thermistor noise "
                     f"N(0, {temp_noise_k:g} K), seed {seed}")
     return out
@@ -387,3 +387,32 @@ def replay_tick_ms(tr: Trace, config_tick_ms: int) -> int:
     if period_ms <= config_tick_ms:
         return config_tick_ms
     return int(min(1000, max(config_tick_ms, round(period_ms / 10) * 10)))
+
+
+def interpolate(tr: Trace, tick_s: float, max_gap_s: float | None = None) -> Trace:
+    """A single-cell trace at the tick, linearly interpolated between
+    neighbouring samples (before expand(), whose per-sample noise then is
+    per-scan front-end noise). Between samples further apart than
+    max_gap_s (default as resample()) or next to a missing value every
+    value is missing: a gap stays a gap."""
+    if max_gap_s is None:
+        max_gap_s = max(2 * sample_period_s(tr), 2 * tick_s)
+    n = int(np.floor(tr.t_s[-1] / tick_s + 1e-9)) + 1
+    t = np.arange(n) * tick_s
+    hi = np.clip(np.searchsorted(tr.t_s, t - 1e-9, side="left"), 1, len(tr.t_s) - 1) if len(tr.t_s) > 1 else np.zeros(n, int)
+    lo = hi - 1 if len(tr.t_s) > 1 else hi
+    span = tr.t_s[hi] - tr.t_s[lo]
+    w = np.where(span > 0, (t - tr.t_s[lo]) / np.where(span > 0, span, 1), 0.0).clip(0, 1)
+    gap = span > max_gap_s + 1e-9
+
+    def lerp(a):
+        if a is None:
+            return None
+        a2 = a if a.ndim == 2 else a[:, None]
+        out = a2[lo] + (a2[hi] - a2[lo]) * w[:, None]
+        out[gap] = np.nan
+        return out if a.ndim == 2 else out[:, 0]
+
+    return Trace(tr.source, tr.fmt, t, lerp(tr.cells_v), lerp(tr.temps_c), lerp(tr.current_a), lerp(tr.coolant_c),
+                 lerp(tr.flow), tr.flow_unit, lerp(tr.soc_ref), tr.soc_label, None, lerp(tr.bus_v),
+                 None if tr.charger is None else tr.charger[lo], f"linearly interpolated from {sample_period_s(tr):g} s samples to the tick")
