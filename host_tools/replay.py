@@ -14,7 +14,6 @@ import numpy as np
 from host_tools import frames, trace
 from host_tools.link import FirmwareLink
 from host_tools.loop import run_loop
-from host_tools.plant import ntc_counts  # noqa: F401 (the inverse below must match it)
 from host_tools.record import Result
 from host_tools.trace_plant import TracePlant
 
@@ -96,15 +95,21 @@ def write_decisions(res: Result, path) -> None:
 
 
 def ntc_temp_c(counts, r25=10000.0, beta=3435.0, pullup=10000.0, full=4095):
-    """The inverse of plant.ntc_counts: the temperature an NTC count stands for."""
+    """The inverse of plant.ntc_counts (same defaults): the temperature an NTC count stands for."""
     c = np.asarray(counts, dtype=float)
-    r = pullup * c / (full - c)
-    return 1 / (1 / 298.15 + np.log(r / r25) / beta) - 273.15
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 and full scale have no temperature
+        r = pullup * c / (full - c)
+        return 1 / (1 / 298.15 + np.log(r / r25) / beta) - 273.15
 
 
 def write_sim_record(res: Result, path) -> None:
     """What a simulation's firmware was given, as a generic CSV (units that
-    hold every count exactly): replaying it gives the same sensor frames."""
+    hold every count exactly): replaying it gives the same sensor frames.
+    Not carried: the frame flags other than no-data (a test exception, a
+    latched-fault clear, a short pulse), grid commands and the enable input
+    (a replay's is on), and thermistor counts at 0 or full scale (an
+    injected short or open sensor has no temperature to write: the row is
+    left without it, so the replay has a gap there)."""
     n = res.hello["cells"]
     m = res.hello["temps"]
     head = (["time_s", "current_a", "pack_v", "bus_v"] + [f"cell{i + 1}_v" for i in range(n)]
@@ -116,8 +121,9 @@ def write_sim_record(res: Result, path) -> None:
             if f.flags & 1:
                 row = [repr(float(res.t[k]))] + [""] * (len(head) - 1)
             else:
-                temps = ntc_temp_c(list(f.temps_raw) + [f.cool_in_raw, f.cool_out_raw])
+                raw = list(f.temps_raw) + [f.cool_in_raw, f.cool_out_raw]
+                temps = [float(x) if 0 < c < 4095 else float("nan") for c, x in zip(raw, ntc_temp_c(raw))]
                 row = ([repr(float(res.t[k])), repr(f.current_raw / 100), repr(f.pack_raw / 100), repr(f.bus_raw / 100)]
-                       + [repr(c / 10000) for c in f.cells_raw] + [repr(float(x)) for x in temps]
+                       + [repr(c / 10000) for c in f.cells_raw] + ["" if x != x else repr(x) for x in temps]
                        + [f.flow_pulses, int(bool(f.inputs & frames.IN_CHARGER)), repr(float(res.soc_true[k]) * 100)])
             w.writerow(row)

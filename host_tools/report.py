@@ -77,9 +77,18 @@ def limit_figures(res: Result) -> list[str]:
     if not len(res.ccl):
         return []
     dt = res.tick_s
-    return [f"limits          CCL {res.ccl.min():.1f}..{res.ccl.max():.1f} A, DCL {res.dcl.min():.1f}..{res.dcl.max():.1f} A; "
-            f"charge blocked (CCL 0) {float((res.ccl <= 0).sum()) * dt / 60:.1f} min, "
-            f"discharge blocked (DCL 0) {float((res.dcl <= 0).sum()) * dt / 60:.1f} min"]
+    out = [f"limits          CCL {res.ccl.min():.1f}..{res.ccl.max():.1f} A, DCL {res.dcl.min():.1f}..{res.dcl.max():.1f} A; "
+           f"charge blocked (CCL 0) {float((res.ccl <= 0).sum()) * dt / 60:.1f} min, "
+           f"discharge blocked (DCL 0) {float((res.dcl <= 0).sum()) * dt / 60:.1f} min"]
+    if res.plant == "trace":
+        # what a charger/inverter obeying the firmware would have refused (the record does not obey)
+        cur = np.nan_to_num(res.cur)
+        over_c = cur > res.ccl + 0.5
+        over_d = -cur > res.dcl + 0.5
+        out.append(f"limits vs data  the recorded current was above the CCL for {float(over_c.sum()) * dt / 60:.1f} min "
+                   f"(by up to {float((cur - res.ccl)[over_c].max()) if over_c.any() else 0.0:.1f} A) and above the DCL for "
+                   f"{float(over_d.sum()) * dt / 60:.1f} min (by up to {float((-cur - res.dcl)[over_d].max()) if over_d.any() else 0.0:.1f} A)")
+    return out
 
 
 def first_sync_t(res: Result, kinds=(1, 2)):
@@ -393,7 +402,8 @@ def plot(res: Result, path) -> None:
             a.fill_between(t_h, 0, 1, where=res.gap, transform=a.get_xaxis_transform(), color="0.85", lw=0,
                            label="no reading (gap)")
     ax[0].set_ylabel("cell voltage (V)")
-    ax[0].set_title(f"{res.name}: {res.description}", fontsize=9)
+    import textwrap
+    ax[0].set_title(textwrap.fill(f"{res.name}: {res.description}", 160), fontsize=8)
     ax[1].plot(t_h, res.cur, label="pack current", lw=0.8)
     ax[1].plot(t_h, res.ccl, "--", label="CCL", lw=0.7)
     ax[1].plot(t_h, -res.dcl, ":", label="-DCL", lw=0.7)

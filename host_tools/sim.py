@@ -17,7 +17,7 @@ from host_tools.firmware import BOARD_CONFIGS, FIRMWARE
 from host_tools.link import FirmwareError, FirmwareLink
 from host_tools.loop import run_loop
 from host_tools.pack_plant import PackPlant
-from host_tools.record import CONTACTOR_STATES, SEVERITY, Result  # noqa: F401 (re-exported)
+from host_tools.record import Result
 from host_tools.scenario import Scenario
 
 
