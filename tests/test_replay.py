@@ -139,3 +139,18 @@ def test_bad_input_runs_nothing(tmp_path):
     r = bmsctl("replay", str(p), "--scenario", "scenarios/default.toml", "--decisions", str(dec))
     assert r.returncode == 2 and f"{p}: row 41: 23 fields, the header has 22" in r.stderr, r.stderr
     assert not dec.exists() and r.stdout == ""
+
+
+def test_a_mapping_file_renames_columns_converts_units_and_flips_the_sign(tmp_path):
+    m = _write(tmp_path / "map.toml", 'current_sign = "discharge_positive"\n[columns]\ntime = "Test_Time(s)"\n'
+               'current = "Current(mA)"\ncell = "V{i}"\ntemp = "T"\nsoc = "SOC"\n[units]\ncurrent = "mA"\ncell = "mV"\n'
+               'temp = "K"\nsoc = "fraction"\n')
+    p = _write(tmp_path / "log.csv", "Test_Time(s),Current(mA),V1,V2,T,SOC\n0,5000,3300,3310,298.15,0.5\n"
+               "10,5000,3299,3309,298.25,0.49\n")
+    columns, units, sign = trace.load_mapping(m)
+    tr = trace.load(p, 2, 3, columns, units, sign)
+    assert np.allclose(tr.current_a, [-5.0, -5.0])  # 5 A discharging, + = charge inside
+    assert np.allclose(tr.cells_v[1], [3.299, 3.309]) and tr.temps_c.shape == (2, 3)
+    assert np.allclose(tr.temps_c[:, 0], [25.0, 25.1]) and np.allclose(tr.soc_ref, [0.5, 0.49])
+    with pytest.raises(trace.TraceError, match="unknown key 'colums'"):
+        trace.load_mapping(_write(tmp_path / "bad.toml", "[colums]\ntime = 't'\n"))
