@@ -28,11 +28,19 @@ def cmd_sim(args) -> int:
     try:
         if args.can_frames and not args.can:
             raise scenario.ScenarioError("--can-frames needs --can PROFILE")
-        res = run(sc, kernels=args.kernels, afe=args.afe, can=args.can, can_frames=args.can_frames)
+        res = run(sc, kernels=args.kernels, afe=args.afe, decisions=bool(args.record or args.decisions),
+                  can=args.can, can_frames=args.can_frames)
     except (FirmwareError, BoardConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     print(report.summary(res))
+    if args.record or args.decisions:
+        from host_tools import replay
+        for path, write in ((args.record, replay.write_sim_record), (args.decisions, replay.write_decisions)):
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                write(res, path)
+                print(f"{'record' if write is replay.write_sim_record else 'decisions':<15} {Path(path).resolve()}")
     if args.plot:
         path = Path(args.plot)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +56,66 @@ def cmd_sim(args) -> int:
         print(f"{len(failed)} of {len(verdicts)} expectations failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _pairs(items, what):
+    out = {}
+    for item in items or ():
+        k, sep, v = item.partition("=")
+        if not sep or not k or not v:
+            raise ValueError(f"{what} {item!r}: KEY=VALUE expected")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cmd_replay(args) -> int:
+    from host_tools import replay, report, trace
+    from host_tools.link import FirmwareError
+
+    try:
+        cfg, sc = replay.load_config(args.config, args.scenario)
+        if args.tick:
+            from host_tools import units
+            try:
+                cfg["tick_ms"] = int(round(units.parse(args.tick, "time") * 1000))
+            except units.QuantityError as e:
+                raise ValueError(f"--tick: {e}") from None
+        columns, unit_map, sign = {}, {}, args.current_sign
+        if args.map:
+            columns, unit_map, sign_file = trace.load_mapping(args.map)
+            sign = sign or sign_file
+        columns.update(_pairs(args.column, "--column"))
+        unit_map.update(_pairs(args.unit, "--unit"))
+        tr = trace.load(args.file, cfg["cells"], cfg["temps"], columns, unit_map, sign, args.format,
+                        single_cell=args.single_cell)
+        if args.single_cell:
+            # at the configuration's tick: the expansion's noise is the front end's, per scan
+            tr = trace.interpolate(tr, cfg.get("tick_ms", 100) / 1000, args.max_gap)
+            tr = trace.expand(tr, cfg["cells"], args.spread_mv, args.r_spread_mohm, args.noise_mv, args.temp_noise_k, args.seed)
+        elif not args.tick:
+            cfg["tick_ms"] = trace.replay_tick_ms(tr, cfg.get("tick_ms", 100))
+        ticks = trace.resample(tr, cfg["tick_ms"] / 1000, args.max_gap)
+    except (replay.ReplayError, trace.TraceError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        res = replay.replay(cfg, tr, ticks, args.kernels, sc)
+    except FirmwareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(report.summary(res))
+    if args.decisions:
+        Path(args.decisions).parent.mkdir(parents=True, exist_ok=True)
+        replay.write_decisions(res, args.decisions)
+        print(f"decisions       {Path(args.decisions).resolve()}")
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        report.plot(res, args.plot)
+        print(f"plot            {Path(args.plot).resolve()}")
+    verdicts = report.check(res)
+    for v in verdicts:
+        print(f"  [{'PASS' if v.ok else 'FAIL'}] #{v.index} {v.text}: {v.detail}")
+    return 1 if any(not v.ok for v in verdicts) else 0
 
 
 def cmd_bench(args) -> int:
@@ -190,7 +258,31 @@ def main(argv=None) -> int:
     p.add_argument("--afe", choices=("bq76952", "ltc6813", "adc"),
                    help="read the plant through this front end's chip model and the board HAL's real driver "
                         "(wiring from board_configs/, resized to the scenario's pack) instead of the sim HAL")
+    p.add_argument("--record", help="write what the firmware was given per tick here (a generic CSV bmsctl replay reads)")
+    p.add_argument("--decisions", help="write the firmware's decisions per tick here (CSV)")
     p.set_defaults(func=cmd_sim)
+    p = sub.add_parser("replay", help="recorded pack data through the unmodified firmware: what would it have decided?")
+    p.add_argument("file", help="the record: a monitor CSV (bmsctl monitor --csv) or a generic CSV (host_tools/trace.py)")
+    p.add_argument("--config", help="the firmware's pack configuration (JSON, as flashed)")
+    p.add_argument("--scenario", help="or a scenario whose [pack]/[firmware] make the configuration")
+    p.add_argument("--format", choices=("monitor", "generic"), help="default: detected from the header")
+    p.add_argument("--map", help="a TOML mapping file: [columns] KEY = \"name\", [units] KEY = \"unit\", current_sign")
+    p.add_argument("--column", action="append", help="KEY=NAME (time, current, cell, temp, cool_in, cool_out, flow, soc, pack, bus, charger); "
+                                                     "cell/temp take a pattern with {i} or one name for all")
+    p.add_argument("--unit", action="append", help="KEY=UNIT, e.g. cell=mV, current=mA, time=ms, temp=K, soc=fraction")
+    p.add_argument("--current-sign", choices=("charge_positive", "discharge_positive"))
+    p.add_argument("--single-cell", action="store_true", help="one cell's data, expanded to the configuration's pack")
+    p.add_argument("--spread-mv", type=float, default=2.0, help="single cell: per-cell voltage offset, standard deviation")
+    p.add_argument("--r-spread-mohm", type=float, default=0.1, help="single cell: per-cell resistance spread, standard deviation")
+    p.add_argument("--noise-mv", type=float, default=1.0, help="single cell: cell voltage noise per sample, standard deviation")
+    p.add_argument("--temp-noise-k", type=float, default=0.1, help="single cell: thermistor noise, standard deviation")
+    p.add_argument("--seed", type=int, default=1, help="single cell: the generator's seed")
+    p.add_argument("--max-gap", type=float, help="s; an older sample is a gap (default: 2 x the median sample period)")
+    p.add_argument("--tick", help="override the configuration's tick (e.g. '100 ms')")
+    p.add_argument("--decisions", help="write the firmware's decisions per tick here (CSV)")
+    p.add_argument("--plot", help="write a PNG plot here")
+    p.add_argument("--kernels", choices=("viper", "ref"), default="viper")
+    p.set_defaults(func=cmd_replay)
     p = sub.add_parser("bench", help="firmware speed and memory on the unix port, simulator speed")
     p.add_argument("--quick", action="store_true", help="fewer cell counts and a shorter simulation")
     p.set_defaults(func=cmd_bench)

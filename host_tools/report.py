@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from host_tools.sim import Result, SEVERITY
+from host_tools.record import SEVERITY, Result
 
 
 @dataclass
@@ -23,19 +23,36 @@ def _fmt_t(s: float) -> str:
 
 
 def summary(res: Result) -> str:
-    sc = res.scenario
-    dt = sc.tick_s
+    dt = res.tick_s
+    trace = res.plant == "trace"
     lines = [
-        f"scenario        {sc.name}: {sc.description}",
-        f"simulated time  {_fmt_t(res.sim_s)} ({res.ticks} ticks of {dt * 1000:.0f} ms)",
+        f"{'record' if trace else 'scenario':<15} {res.name}: {res.description}",
+        f"{'replayed time' if trace else 'simulated time':<15} {_fmt_t(res.sim_s)} ({res.ticks} ticks of {dt * 1000:.0f} ms)",
         f"wall time       {res.wall_s:.1f} s",
-        f"real-time factor {res.rtf:.0f}x (simulated time / wall time, firmware on the MicroPython unix port)",
-        f"cell voltage    lowest {res.vmin.min() * 1000:.0f} mV, highest {res.vmax.max() * 1000:.0f} mV (true terminal voltages)",
-        f"hottest cell    {res.tmax.max():.1f} degC (ambient {sc.thermal.ambient_c:.0f} degC)",
-        f"SOC             {res.soc_min[0] * 100:.1f} % at start, highest cell {res.soc_max.max() * 100:.1f} %, lowest {res.soc_min.min() * 100:.1f} %",
-        f"balancing       {float((res.balancing > 0).sum()) * dt / 60:.1f} min with at least one cell bleeding, {res.balance_energy_wh:.2f} Wh bled",
-        f"pump energy     {res.pump_energy_wh:.2f} Wh (duty > 0 for {float((res.duty > 0).sum()) * dt / 60:.1f} min)",
+        f"real-time factor {res.rtf:.0f}x ({'replayed' if trace else 'simulated'} time / wall time, firmware on the MicroPython unix port)",
     ]
+    if trace:
+        have = ~res.gap
+        lines += [
+            f"gaps            {int(res.gap.sum())} ticks ({float(res.gap.sum()) * dt:.0f} s) without a reading: the firmware was told "
+            f"\"no data\" (front end silent) in each",
+            f"cell voltage    lowest {np.nanmin(res.vmin[have]) * 1000:.0f} mV, highest {np.nanmax(res.vmax[have]) * 1000:.0f} mV (as recorded)"
+            if have.any() else "cell voltage    no readings",
+            f"hottest sensor  {np.nanmax(res.tmax[have]):.1f} degC, coldest {np.nanmin(res.tmin[have]):.1f} degC (as recorded)"
+            if have.any() else "temperature     no readings",
+            f"current         {np.nanmin(res.cur[have]):+.1f} A .. {np.nanmax(res.cur[have]):+.1f} A (as recorded, + = charge)"
+            if have.any() else "current         no readings",
+            f"balancing       {float((res.balancing > 0).sum()) * dt / 60:.1f} min with at least one cell bleeding "
+            f"(the record is not changed by it), up to {int(res.balancing.max()) if len(res.balancing) else 0} cells at once",
+        ]
+    else:
+        lines += [
+            f"cell voltage    lowest {res.vmin.min() * 1000:.0f} mV, highest {res.vmax.max() * 1000:.0f} mV (true terminal voltages)",
+            f"hottest cell    {res.tmax.max():.1f} degC (ambient {res.ambient_c:.0f} degC)",
+            f"SOC             {res.soc_min[0] * 100:.1f} % at start, highest cell {res.soc_max.max() * 100:.1f} %, lowest {res.soc_min.min() * 100:.1f} %",
+            f"balancing       {float((res.balancing > 0).sum()) * dt / 60:.1f} min with at least one cell bleeding, {res.balance_energy_wh:.2f} Wh bled",
+            f"pump energy     {res.pump_energy_wh:.2f} Wh (duty > 0 for {float((res.duty > 0).sum()) * dt / 60:.1f} min)",
+        ]
     raised = [(t, n, w) for t, n, w in res.fault_events]
     if raised:
         lines.append("faults          " + "; ".join(f"{_fmt_t(t)} {n} {w}" for t, n, w in raised[:20])
@@ -43,6 +60,8 @@ def summary(res: Result) -> str:
     else:
         lines.append("faults          none raised")
     lines.append("contactors      " + ", ".join(f"{_fmt_t(t)} {s}" for t, s in res.contactor_events[:20]))
+    if trace:
+        lines += limit_figures(res)
     for i, kind, t, by in res.step_ends:
         lines.append(f"step {i} {kind:<9} ended at {_fmt_t(t)} by {by}")
     if res.internal_error:
@@ -52,21 +71,44 @@ def summary(res: Result) -> str:
     return "\n".join(lines)
 
 
-def first_sync_t(res: Result):
-    """Host time of the firmware's first full or empty synchronisation."""
+def limit_figures(res: Result) -> list[str]:
+    """The current limits the firmware published: range, and how long
+    charge or discharge was blocked."""
+    if not len(res.ccl):
+        return []
+    dt = res.tick_s
+    out = [f"limits          CCL {res.ccl.min():.1f}..{res.ccl.max():.1f} A, DCL {res.dcl.min():.1f}..{res.dcl.max():.1f} A; "
+           f"charge blocked (CCL 0) {float((res.ccl <= 0).sum()) * dt / 60:.1f} min, "
+           f"discharge blocked (DCL 0) {float((res.dcl <= 0).sum()) * dt / 60:.1f} min"]
+    if res.plant == "trace":
+        # what a charger/inverter obeying the firmware would have refused (the record does not obey)
+        cur = np.nan_to_num(res.cur)
+        over_c = cur > res.ccl + 0.5
+        over_d = -cur > res.dcl + 0.5
+        out.append(f"limits vs data  the recorded current was above the CCL for {float(over_c.sum()) * dt / 60:.1f} min "
+                   f"(by up to {float((cur - res.ccl)[over_c].max()) if over_c.any() else 0.0:.1f} A) and above the DCL for "
+                   f"{float(over_d.sum()) * dt / 60:.1f} min (by up to {float((-cur - res.dcl)[over_d].max()) if over_d.any() else 0.0:.1f} A)")
+    return out
+
+
+def first_sync_t(res: Result, kinds=(1, 2)):
+    """Host time of the firmware's first synchronisation of these kinds
+    (frames.SYNC_NAMES; default full or empty)."""
     from host_tools import frames
-    clock0 = res.scenario.clock_start_ms
+    clock0 = res.clock0_ms
     for fw_ms, code, arg, _value in res.events:
-        if code == frames.EV_SOC_SYNC and arg in (1, 2):
+        if code == frames.EV_SOC_SYNC and (kinds is None or arg in kinds):
             return ((fw_ms - clock0) % frames.TICKS_PERIOD) / 1000
     return None
 
 
-def soc_error(res: Result):
-    """(t of the first synchronisation, RMS, max |error|) of the firmware's
-    SOC against the plant's true pack SOC after that synchronisation, as
-    fractions; None without one."""
-    t0 = first_sync_t(res)
+def soc_error(res: Result, kinds=(1, 2), from_start: bool = False):
+    """(t from, RMS, max |error|) of the firmware's SOC
+    against soc_true (the plant's true pack SOC, or a trace's reference
+    SOC) after the first synchronisation of these kinds (or over the whole
+    record), as fractions; ticks where either is unknown are left out.
+    None when there is nothing to compare."""
+    t0 = 0.0 if from_start else first_sync_t(res, kinds)
     if t0 is None:
         return None
     sel = res.t >= t0 - 1e-9
@@ -75,6 +117,37 @@ def soc_error(res: Result):
     if not len(err):
         return None
     return t0, float(np.sqrt(np.mean(err ** 2))), float(np.abs(err).max())
+
+
+def soc_compared(res: Result, t0: float) -> int:
+    """Ticks from t0 on where both the firmware's SOC and soc_true are known."""
+    sel = res.t >= t0 - 1e-9
+    return int((~np.isnan(res.soc_fw[sel] - res.soc_true[sel])).sum())
+
+
+def reference_figures(res: Result) -> list[str]:
+    """A replay's SOC against the record's reference SOC: over the whole
+    record and after the firmware's first synchronisation (any kind)."""
+    if not len(res.soc_true) or np.isnan(res.soc_true).all():
+        return ["SOC reference   none in the record"]
+    out = []
+    whole = soc_error(res, from_start=True)
+    if whole:
+        out.append(f"SOC error       whole record: RMS {whole[1] * 100:.2f} %, max {whole[2] * 100:.2f} % over {soc_compared(res, 0.0)} ticks "
+                   f"(firmware SOC vs {res.truth}; ticks where either is unknown left out)")
+    # after the first full/empty synchronisation; without one, after the first of any kind
+    kinds = (1, 2) if first_sync_t(res) is not None else None
+    t0 = first_sync_t(res, kinds)
+    after = soc_error(res, kinds) if t0 is not None else None
+    if after:
+        from host_tools import frames
+        kind = next(frames.SYNC_NAMES.get(a, str(a)) for _ms, c, a, _v in res.events
+                    if c == frames.EV_SOC_SYNC and (kinds is None or a in kinds))
+        out.append(f"SOC error       after the first synchronisation ({kind}) at {_fmt_t(t0)}: RMS {after[1] * 100:.2f} %, "
+                   f"max {after[2] * 100:.2f} % over {soc_compared(res, t0)} ticks")
+    else:
+        out.append("SOC error       no synchronisation in this record")
+    return out
 
 
 def reserve_violations(res: Result) -> int:
@@ -100,15 +173,19 @@ def soc_figures(res: Result) -> list[str]:
     out.append(f"SOC estimate    start error {e0 * 100:+.1f} %; synchronisations: "
                + (", ".join(f"{k} {v}" for k, v in sorted(syncs.items())) or "none"))
     se = soc_error(res)
-    if se:
+    if res.plant == "trace":
+        out += reference_figures(res)
+    elif se:
         t0, rms, mx = se
         out.append(f"SOC error       after the first full/empty sync at {_fmt_t(t0)}: RMS {rms * 100:.2f} %, max {mx * 100:.2f} % "
                    f"(firmware SOC vs the plant's true pack SOC, every tick)")
     else:
         out.append("SOC error       no full/empty synchronisation in this run")
-    if res.capacity_mah_fw:
+    if res.capacity_mah_fw and res.plant == "trace":
+        out.append(f"capacity        firmware estimate {res.capacity_mah_fw / 1000:.1f} Ah (configured {res.rated_capacity_ah:.1f} Ah)")
+    elif res.capacity_mah_fw:
         out.append(f"capacity        firmware estimate {res.capacity_mah_fw / 1000:.1f} Ah, plant's usable pack capacity {res.true_capacity_ah:.1f} Ah, "
-                   f"rated {res.scenario.pack.capacity_ah:.1f} Ah")
+                   f"rated {res.rated_capacity_ah:.1f} Ah")
     if res.charge_ends:
         out.append("top of charge   cell spread at the end of each charge: "
                    + ", ".join(f"#{i + 1} {sp * 1000:.1f} mV" for i, (_t, sp, _by) in enumerate(res.charge_ends)))
@@ -144,9 +221,9 @@ def thermal_figures(res: Result) -> list[str]:
                     "coolant_sensor_open": ("COOLANT_SENSOR",)}[kind]
             det = [(t, n) for t, n in res.faults_raised() if n in want and t >= t_inj]
             out.append(f"cooling fault   {kind} at {_fmt_t(t_inj)}: " +
-                       (f"{det[0][1]} after {det[0][0] - t_inj:.1f} s (hottest cell then {float(res.tmax[int(round(det[0][0] / res.scenario.tick_s))]):.1f} degC)" if det else "not detected"))
+                       (f"{det[0][1]} after {det[0][0] - t_inj:.1f} s (hottest cell then {float(res.tmax[int(round(det[0][0] / res.tick_s))]):.1f} degC)" if det else "not detected"))
     if res.heater_energy_wh:
-        out.append(f"heater          {res.heater_energy_wh:.0f} Wh, on for {float(res.heater.sum()) * res.scenario.tick_s / 60:.1f} min")
+        out.append(f"heater          {res.heater_energy_wh:.0f} Wh, on for {float(res.heater.sum()) * res.tick_s / 60:.1f} min")
     if res.always_on is not None:
         ao = res.always_on
         saving = 1 - res.pump_energy_wh / ao.pump_energy_wh if ao.pump_energy_wh else 0.0
@@ -196,8 +273,8 @@ def check(res: Result) -> list[Verdict]:
     out = []
     sev_of = res.severity()
     order = {"warning": 1, "fault": 2, "critical": 3}
-    dt = res.scenario.tick_s
-    for e in res.scenario.expects:
+    dt = res.tick_s
+    for e in res.expects:
         if e.kind == "no_fault":
             bad = [(t, n) for t, n in res.faults_raised() if sev_of.get(n, 3) >= order[e.severity]]
             if res.internal_error:
@@ -305,6 +382,9 @@ def check(res: Result) -> list[Verdict]:
 
 
 def plot(res: Result, path) -> None:
+    """Cell voltages, current and limits, SOC (firmware vs the plant's true
+    SOC or the record's reference), temperatures, pump/balancing, the grid
+    export where the run has one, contactors; faults marked."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -313,37 +393,54 @@ def plot(res: Result, path) -> None:
     ct = np.asarray(res.cell_t) / 3600
     cv = np.asarray(res.cell_v)
     ctemp = np.asarray(res.cell_temp)
-    fig, ax = plt.subplots(5, 1, figsize=(11, 13), sharex=True)
+    grid = len(res.grid_a) and bool((res.grid_a > 0).any())
+    n_ax = 7 if grid else 6
+    fig, ax = plt.subplots(n_ax, 1, figsize=(11, 2.6 * n_ax), sharex=True)
     ax[0].plot(ct, cv, lw=0.6)
+    if res.plant == "trace" and res.gap.any():
+        for a in ax:
+            a.fill_between(t_h, 0, 1, where=res.gap, transform=a.get_xaxis_transform(), color="0.85", lw=0,
+                           label="no reading (gap)")
     ax[0].set_ylabel("cell voltage (V)")
-    ax[0].set_title(f"{res.scenario.name}: {res.scenario.description}", fontsize=9)
+    import textwrap
+    ax[0].set_title(textwrap.fill(f"{res.name}: {res.description}", 160), fontsize=8)
     ax[1].plot(t_h, res.cur, label="pack current", lw=0.8)
     ax[1].plot(t_h, res.ccl, "--", label="CCL", lw=0.7)
     ax[1].plot(t_h, -res.dcl, ":", label="-DCL", lw=0.7)
     ax[1].set_ylabel("current (A, + charge)")
     ax[1].legend(loc="upper right", fontsize=7)
-    ax[2].plot(ct, ctemp, lw=0.6)
+    ax[2].plot(t_h, res.soc_fw * 100, label="firmware estimate", lw=0.8)
+    if len(res.soc_true) and not np.isnan(res.soc_true).all():
+        ax[2].plot(t_h, res.soc_true * 100, "--", lw=0.8, label=res.truth)
+    ax[2].set_ylabel("SOC (%)")
+    ax[2].legend(loc="upper right", fontsize=7)
+    ax[3].plot(ct, ctemp, lw=0.6)
     cool = np.asarray(res.coolant)
-    if len(cool):
-        ax[2].plot(ct, cool[:, 0], "k--", lw=0.8, label="coolant in")
-        ax[2].plot(ct, cool[:, 1], "k:", lw=0.8, label="coolant out")
-        ax[2].legend(loc="upper right", fontsize=7)
-    ax[2].set_ylabel("temperature (degC)")
-    ax[3].plot(t_h, res.duty * 100, label="pump duty %")
-    ax[3].plot(t_h, res.balancing, label="cells balancing")
-    ax[3].legend(loc="upper right", fontsize=7)
-    ax[3].set_ylabel("pump / balance")
-    ax[4].step(t_h, (res.outputs & 1) + 0.0, label="main -")
-    ax[4].step(t_h, ((res.outputs >> 1) & 1) * 0.9, label="precharge")
-    ax[4].step(t_h, ((res.outputs >> 2) & 1) * 0.8, label="main +")
+    if len(cool) and not np.isnan(cool).all():
+        ax[3].plot(ct, cool[:, 0], "k--", lw=0.8, label="coolant in")
+        ax[3].plot(ct, cool[:, 1], "k:", lw=0.8, label="coolant out")
+        ax[3].legend(loc="upper right", fontsize=7)
+    ax[3].set_ylabel("temperature (degC)")
+    ax[4].plot(t_h, res.duty * 100, label="pump duty %")
+    ax[4].plot(t_h, res.balancing, label="cells balancing")
+    ax[4].legend(loc="upper right", fontsize=7)
+    ax[4].set_ylabel("pump / balance")
+    if grid:
+        ax[5].plot(t_h, res.grid_a, lw=0.8, label="export to the grid (plant)")
+        ax[5].set_ylabel("grid export (A)")
+        ax[5].legend(loc="upper right", fontsize=7)
+    c = ax[-1]
+    c.step(t_h, (res.outputs & 1) + 0.0, label="main -")
+    c.step(t_h, ((res.outputs >> 1) & 1) * 0.9, label="precharge")
+    c.step(t_h, ((res.outputs >> 2) & 1) * 0.8, label="main +")
     for t, name in res.faults_raised():
         for a in ax:
             a.axvline(t / 3600, color="r", lw=0.5, alpha=0.5)
-        ax[4].text(t / 3600, 1.05, name, fontsize=6, rotation=90, color="r", va="bottom")
-    ax[4].set_ylabel("contactors")
-    ax[4].set_ylim(-0.1, 1.6)
-    ax[4].legend(loc="upper right", fontsize=7)
-    ax[4].set_xlabel("time (h)")
+        c.text(t / 3600, 1.05, name, fontsize=6, rotation=90, color="r", va="bottom")
+    c.set_ylabel("contactors")
+    c.set_ylim(-0.1, 1.6)
+    c.legend(loc="upper right", fontsize=7)
+    c.set_xlabel("time (h)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -35,22 +35,42 @@ class Sensing:
         self.offset_i = sc.sensors.current_offset_a
         self.gain_i = 1.0 + sc.sensors.current_gain_error
 
+    @classmethod
+    def exact(cls, n: int, m: int) -> "Sensing":
+        """Counts of the values as given: no noise, no offset (a recorded
+        trace already is what its sensors reported)."""
+        self = cls.__new__(cls)
+        self.n, self.m, self.rng = n, m, None
+        self.noise_v = self.noise_t = self.noise_i = self.offset_i = 0.0
+        self.gain_i = 1.0
+        return self
+
     def read(self, pack: Pack, inj=None) -> Reading:
-        n, m, rng = self.n, self.m, self.rng
+        """What the front end reports of the simulated pack now."""
         v = pack.cell_v()
         # the front end reads through the sense wires (a bled cell reads low)
         v_sensed = pack.sensed_v(v) if pack.sense_ohm else v
+        return self.counts(v_sensed, pack.temp[self.sensor_idx], (pack.coolant_in_c, pack.coolant_out_c),
+                           pack.current_a, float(np.add.reduce(v)), pack.bus_v,
+                           pack.flow_pulses, inj, v)
+
+    def counts(self, cells_v, temps_c, coolant_c, current_a: float, pack_v: float, bus_v: float,
+               flow_pulses: float, inj=None, true_v=None) -> Reading:
+        """The sensor frame's counts for these values (V, degC at each
+        thermistor, coolant in/out degC, A with + = charge), with the
+        scenario's sensor noise and any active sensor fault injections."""
+        n, m, rng = self.n, self.m, self.rng
         # (np.minimum/np.maximum: np.clip's result without its Python layers)
-        cells = np.minimum(np.maximum(np.rint((v_sensed + self.noise_v * rng.standard_normal(n)) * 10000), 0),
+        cells = np.minimum(np.maximum(np.rint((cells_v + (self.noise_v * rng.standard_normal(n) if rng is not None else 0.0)) * 10000), 0),
                            65535).astype(int)
-        t = np.concatenate((pack.temp[self.sensor_idx] + self.noise_t * rng.standard_normal(m),
-                            (pack.coolant_in_c, pack.coolant_out_c)))
+        t = np.concatenate((temps_c + (self.noise_t * rng.standard_normal(m) if rng is not None else 0.0), coolant_c))
         traw = np.minimum(np.maximum(np.rint(ntc_counts(t)), 0), 4095).astype(int)
         if inj is not None and inj.active:
             cells = inj.cells(cells)
             traw = inj.temps(traw)
         traw = traw.tolist()
-        i_meas = pack.current_a * self.gain_i + self.offset_i + self.noise_i * rng.standard_normal()
+        i_meas = current_a * self.gain_i + self.offset_i + (self.noise_i * rng.standard_normal() if rng is not None else 0.0)
         return Reading(cells.tolist(), traw[:m], traw[m:], int(round(i_meas * 100)),
-                       int(round(float(np.add.reduce(v)) * 100)), int(round(pack.bus_v * 100)),
-                       inj.flow(pack.flow_pulses) if inj is not None else int(pack.flow_pulses), v)
+                       int(round(pack_v * 100)), int(round(bus_v * 100)),
+                       inj.flow(flow_pulses) if inj is not None else int(flow_pulses),
+                       cells_v if true_v is None else true_v)

@@ -157,6 +157,22 @@ def test_monitor_reads_telemetry_logs_csv_and_sends_commands(board, tmp_path):
     assert "unparsable 0" in text
 
 
+def test_monitor_csv_of_the_virtual_board_replays(board, tmp_path, user_config):
+    csv_path = tmp_path / "tl.csv"
+    r = bmsctl("monitor", "--port", board.path, "--duration", "6", "--csv", str(csv_path))
+    assert r.returncode == 0, r.stderr
+    assert len(csv_path.read_text().splitlines()) >= 5
+    dec = tmp_path / "dec.csv"
+    r = bmsctl("replay", str(csv_path), "--config", str(user_config), "--decisions", str(dec))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "monitor CSV" in r.stdout and "SOC error       whole record" in r.stdout, r.stdout
+    rows = dec.read_text().splitlines()
+    assert len(rows) >= 5 and rows[0].startswith("t_s,no_data,contactor")
+    # the board's pack, healthy and discharging: the replayed firmware closes and raises no fault row
+    assert "closed" in r.stdout.split("contactors", 1)[1].splitlines()[0]
+    assert "faults          none raised" in r.stdout, r.stdout
+
+
 def test_event_log_over_the_port(board, tmp_path):
     out = tmp_path / "log.csv"
     r = bmsctl("log", "--port", board.path, "--csv", str(out))
