@@ -20,7 +20,7 @@ export MICROPYTHON
 PYTEST_ARGS ?=
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean
+.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean setup32 replay32
 
 setup: $(STAMP)
 
@@ -35,10 +35,10 @@ $(STAMP): requirements.txt requirements-micropython.txt constraints.txt pyprojec
 sim: setup
 	$(BIN)/bmsctl sim scenarios/default.toml --plot $(OUT)/default.png
 
-test: setup
+test: setup setup32
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
-bench: setup
+bench: setup setup32
 	$(BIN)/bmsctl bench
 
 # The full fault-injection campaign (>= 2,000 injections, 50 nominal runs),
@@ -78,4 +78,22 @@ clean:
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info host_tools.egg-info
+	rm -rf $(VENV) *.egg-info host_tools.egg-info node_modules
+
+# The official 32-bit MicroPython (WebAssembly port, npm package pinned in
+# package.json + package-lock.json) under Node.js, for the 31-bit integer,
+# clock-wrap and memory proofs (host_tools/mp32/).
+NODE_STAMP := node_modules/.setup-done
+setup32: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "The 32-bit MicroPython runs under Node.js: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@node host_tools/mp32/run.mjs --heap 65536 host_tools/mp32/hello32.py
+	@touch $@
+
+# Every make-test scenario replayed whole on 32 bits (make test replays
+# the first 3,000 ticks of each): actuator frames byte-identical.
+replay32: setup setup32
+	$(BIN)/python -m host_tools.mp32.replay scenarios/default.toml scenarios/charger_no_stop.toml scenarios/grid_reserve.toml scenarios/thermal_cooling_loss.toml

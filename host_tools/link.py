@@ -69,6 +69,7 @@ class FirmwareLink:
         self.afe = afe  # None: the sim HAL; else a front end's chip model (AFE_BOARDS)
         self.hello: dict = {}
         self.log = ""
+        self.recorder = None  # a list: (sensor frame, actuator frame) bytes of every tick (host_tools/mp32/replay.py)
 
     @classmethod
     def attach(cls, conn: socket.socket, hello: dict) -> "FirmwareLink":
@@ -78,6 +79,7 @@ class FirmwareLink:
         link.conn = conn
         link.hello = hello
         link._log_path = None
+        link.recorder = None
         link.sensor = frames.sensor_struct(hello["cells"], hello["temps"])
         link.out_size = frames.actuator_size(hello["cells"])
         return link
@@ -169,11 +171,14 @@ class FirmwareLink:
 
     def exchange(self, flags, seq, now_ms, cells_raw, temps_raw, current_raw, pack_raw, bus_raw,
                  cool_in_raw, cool_out_raw, flow_pulses, inputs, command=(0, 0, 0)) -> Actuators:
-        self.conn.sendall(self.sensor.pack(
+        sent = self.sensor.pack(
             frames.SENSOR_MAGIC, frames.VERSION, flags, seq % frames.TICKS_PERIOD, now_ms % frames.TICKS_PERIOD,
             *cells_raw, *temps_raw, current_raw, pack_raw, bus_raw, cool_in_raw, cool_out_raw,
-            flow_pulses & 0xFFFF, inputs, 0, command[0], 0, 0, command[1], command[2]))
+            flow_pulses & 0xFFFF, inputs, 0, command[0], 0, 0, command[1], command[2])
+        self.conn.sendall(sent)
         data = self._recv_exact(self.out_size)
+        if self.recorder is not None:
+            self.recorder.append((sent, data))
         (magic, _ver, aflags, aseq, outputs, cstate, duty, heater, bal_count, ccl, dcl, soc, _pad,
          fbytes, n_ev, _p1, _p2) = frames.ACT_HEAD.unpack_from(data)
         if magic != frames.ACT_MAGIC or aseq != seq % frames.TICKS_PERIOD:

@@ -144,6 +144,7 @@ class Simulation:
         self.plot_every_s = plot_every_s
         self.firmware_dir = Path(firmware_dir or FIRMWARE)
         self.mp_args = tuple(mp_args)
+        self.recorder = None  # a list: every tick's (sensor, actuator) frames (host_tools/mp32/replay.py)
 
     def run(self) -> Result:
         # Lock-step ping-pong is fastest with both processes on one core: a
@@ -178,6 +179,7 @@ class Simulation:
         try:
             with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, state_dir,
                               self.afe) as link:
+                link.recorder = self.recorder
                 result = self._loop(link)
         finally:
             if tmp is not None:

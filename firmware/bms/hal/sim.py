@@ -26,7 +26,6 @@
 #   energy of the running/last event (mWh), i32 capacity estimate (mAh),
 #   u8 grid active, u8 grid reason, u8 last SOC sync kind, u8 pad,
 #   u8 balance[ceil(cells/8)]
-import socket
 from micropython import const
 from bms.faults import N_FAULTS
 from bms.state import EVENTS
@@ -67,7 +66,9 @@ def _put32(b, o, v):
 
 
 def connect(host, port):
-    """Opens the TCP connection to the host plant (done by boot, not at import)."""
+    """Opens the TCP connection to the host plant (done by boot, not at
+    import: a port without sockets replays frames from a file instead)."""
+    import socket
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, port)[0][-1])
     try:
