@@ -96,4 +96,4 @@ $(NODE_STAMP): package.json package-lock.json
 # Every make-test scenario replayed whole on 32 bits (make test replays
 # the first 3,000 ticks of each): actuator frames byte-identical.
 replay32: setup setup32
-	$(BIN)/python -m host_tools.mp32.replay scenarios/default.toml scenarios/charger_no_stop.toml scenarios/grid_reserve.toml scenarios/thermal_cooling_loss.toml
+	$(BIN)/python -m host_tools.mp32.replay scenarios/default.toml scenarios/charger_no_stop.toml scenarios/grid_reserve.toml scenarios/thermal_cooling_loss.toml scenarios/wrap32_precharge.toml scenarios/wrap32_grid.toml

@@ -14,7 +14,7 @@
 #   flood cannot hold up the next tick, and only a valid command changes
 #   anything. Ctrl-C (0x03) raises KeyboardInterrupt, as on a board whose
 #   USB stack turns it into one; the main loop then makes the outputs safe.
-import time
+from bms import ticks
 from array import array
 from micropython import const
 from bms import VERSION
@@ -296,7 +296,7 @@ class Console:
             raise CommandError("unknown grid command " + repr(sub))
         st = app.state
         if st.grid_active:
-            left_s = time.ticks_diff(st.grid_end_ms, now_ms) // 1000
+            left_s = ticks.diff(st.grid_end_ms, now_ms) // 1000
             self.port.write("grid active: %d W, %d s left, ends at the latest at %s SOC or the lowest cell at %d mV\n" % (
                 st.grid_power_w, left_s if left_s > 0 else 0, _soc(st.grid_floor_cpct), st.grid_vfloor_mv))
         else:
@@ -309,7 +309,7 @@ class Console:
     def telemetry(self, now_ms):
         if not self.telemetry_ms:
             return
-        if self.last_tl is not None and time.ticks_diff(now_ms, self.last_tl) < self.telemetry_ms:
+        if self.last_tl is not None and ticks.diff(now_ms, self.last_tl) < self.telemetry_ms:
             return
         self.last_tl = now_ms
         self.write_telemetry(now_ms)

@@ -18,7 +18,7 @@
 # add (soc_bounds.py). Discharging, the corrected voltage lies below the
 # cell's OCV, so a cell above that floor is above the reserve. An event
 # ends, and a new one is refused, at whichever floor comes first.
-import time
+from bms import ticks
 from micropython import const
 from bms import signals as S
 from bms.state import (EV_GRID_START, EV_GRID_END, EV_GRID_REJECT, GRID_DEADLINE, GRID_RESERVE,
@@ -117,7 +117,7 @@ class Grid:
             self._refuse(st, now_ms, GRID_BLOCKED, power_w, "discharging is not allowed now (contactors open or discharge blocked)")
         st.grid_active = 1
         st.grid_power_w = power_w
-        st.grid_end_ms = time.ticks_add(now_ms, duration_s * 1000)
+        st.grid_end_ms = ticks.add(now_ms, duration_s * 1000)
         st.grid_mwh_event = 0
         st.grid_reason = 0
         st.grid_events += 1
@@ -159,7 +159,7 @@ class Grid:
             w = r // MWH_PER_WH
             self.mwh_rem = r - w * MWH_PER_WH
             st.grid_wh_total = (st.grid_wh_total + w) & 0x3FFFFFFF
-        if time.ticks_diff(now_ms, st.grid_end_ms) >= 0:
+        if ticks.diff(now_ms, st.grid_end_ms) >= 0:
             self._end(st, now_ms, GRID_DEADLINE)
             return
         if st.soc_cpct <= self.floor(st):

@@ -2,7 +2,7 @@
 # with the channel-level diagnosis that needs the raw values: channels out
 # of range, thermistors open or shorted (left out of the min/max), channels
 # stuck at one reading, and how long the front end has been silent.
-import time
+from bms import ticks
 from array import array
 from bms import signals as S
 
@@ -41,7 +41,7 @@ class Measure:
 
     def tick(self, st, now_ms):
         if self.started:
-            dt = time.ticks_diff(now_ms, self.last_ms)
+            dt = ticks.diff(now_ms, self.last_ms)
             if dt < 0:
                 dt = 0
             elif dt > 10000:
