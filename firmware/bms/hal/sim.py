@@ -47,9 +47,15 @@ def _u16(b, o):
 
 
 def _i32(b, o):
+    # saturated to a 32-bit port's small int (31 bits): a frame's value
+    # past +-2**30 must not become a big int in the tick
     hi = b[o + 2] | (b[o + 3] << 8)
     if hi >= 32768:
         hi -= 65536
+    if hi >= 16384:
+        return 0x3FFFFFFF
+    if hi < -16384:
+        return -0x3FFFFFFF - 1
     return (hi << 16) | b[o] | (b[o + 1] << 8)
 
 
