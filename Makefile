@@ -40,6 +40,7 @@ test: setup setup32
 
 bench: setup setup32
 	$(BIN)/bmsctl bench
+	$(BIN)/python -m host_tools.mp32.bench
 
 # The full fault-injection campaign (>= 2,000 injections, 50 nominal runs),
 # then 540 estimate-error runs, 537 intermittent injections and 224 nominal

@@ -27,7 +27,7 @@ def check() -> str:
 
 
 def run(script: Path, args=(), puts=(), gets=(), heap: int = 1 << 20, timeout: float = 600,
-        check_rc: bool = True) -> subprocess.CompletedProcess:
+        check_rc: bool = True, step: str | None = None) -> subprocess.CompletedProcess:
     """Runs SCRIPT on the 32-bit port with a fixed heap of `heap` bytes;
     puts: (host dir, port dir), gets: (port file, host file)."""
     cmd = [check(), str(RUN_MJS), "--heap", str(heap)]
@@ -35,6 +35,8 @@ def run(script: Path, args=(), puts=(), gets=(), heap: int = 1 << 20, timeout: f
         cmd += ["--put", f"{src}:{dst}"]
     for src, dst in gets:
         cmd += ["--get", f"{src}:{dst}"]
+    if step:
+        cmd += ["--step", step]
     cmd += [str(script), *map(str, args)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
     if check_rc and p.returncode != 0:

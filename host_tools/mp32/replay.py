@@ -70,7 +70,11 @@ class _Recorder(list):
 
 def record(scenario: Path, state_dir: Path | None = None, max_ticks: int | None = None):
     """(firmware config, [(sensor, actuator)]) of one unix-port run."""
-    sc = load_scenario(scenario)
+    return record_sc(load_scenario(scenario), state_dir, max_ticks)
+
+
+def record_sc(sc, state_dir: Path | None = None, max_ticks: int | None = None):
+    """record() of a loaded scenario."""
     sim = Simulation(sc, kernels="viper", state_dir=state_dir)
     sim.recorder = _Recorder(max_ticks)
     try:
