@@ -1,9 +1,11 @@
-# Start-up: read the configuration, build the HAL and the app, run the loop.
+# Start-up. With arguments (the host simulation, unix port): parse them,
+# read the configuration, build the sim HAL and the app, run the loop
+# paced by the plant (bms/hal/sim.py). Without (a board, or the virtual
+# board): read board.json and the stored configuration, then hand over to
+# bms/board_start.py. Neither module imports the other's entry.
 import sys
 import json
 from bms import VERSION
-from bms import faults as F
-from bms import signals as S
 from bms.config import Config, ConfigError
 
 
@@ -52,7 +54,7 @@ def main(argv):
             print("CONFIG ERROR:", error)
             sys.exit(2)
         raise SystemExit("only the sim HAL is available under the unix port")
-    from bms.hal.sim import SimHal, connect, send_hello
+    from bms.hal.sim import SimHal, connect, send_hello, hello, sim_loop
     host, port = opts["sim"].rsplit(":", 1)
     stream = connect(host, int(port))
     if error:
@@ -90,63 +92,6 @@ def main(argv):
     sim_loop(app, hal, keeper)
 
 
-def sim_loop(app, hal, keeper=None, console=None):
-    """Ticks paced by the host plant's frames until it goes away; the
-    persistence step and the console between ticks. Ctrl-C or the end of
-    the link leave the outputs safe (and tell the plant so)."""
-    now = 0
-    try:
-        while hal.receive():
-            now = hal.now_ms
-            app.tick(now)
-            if keeper is not None:
-                keeper.after_tick(app, now)
-            if console is not None:
-                console.service(now)
-    except KeyboardInterrupt:
-        app.safe(now)
-        hal.write(app.state)
-        print("stopped by Ctrl-C: outputs in the safe state")
-    finally:
-        app.safe(now)
-
-
-def hello(cfg):
-    """What the host plant needs to know of the firmware and its settings."""
-    return {
-        "version": VERSION,
-        "cells": cfg.cells,
-        "temps": cfg.temps,
-        "faults": F.NAMES,
-        "severity": [row[3] for row in F.TABLE],
-        "above": [row[2] for row in F.TABLE],
-        "latching": [1 if row[5] else 0 for row in F.TABLE],
-        "units": [row[6] for row in F.TABLE],
-        "recover": list(cfg.fault_rec),
-        "trip_delay_ms": list(cfg.fault_trip_ms),
-        "trip": list(cfg.fault_trip),
-        "signals": S.NAMES,
-        "tick_ms": cfg.tick_ms,
-        "settings": {
-            "imbalance_window_mv": list(cfg.imbalance_window_mv),
-            "imbalance_max_ma": cfg.capacity_mah * cfg.imbalance_max_cpm // 1000,
-            "precharge_tries": cfg.precharge_tries,
-            "precharge_timeout_ms": cfg.precharge_timeout_ms,
-            "precharge_retry_ms": cfg.precharge_retry_ms,
-            "flow_window_ms": cfg.flow_window_ms // cfg.tick_ms * cfg.tick_ms,
-            "flow_hz_full": cfg.flow_hz_full,
-            "balance_floor_mv": cfg.balance_floor_mv,
-            "balance_max_temp_dc": cfg.balance_max_temp_dc,
-            "cell_gain_q16": list(cfg.cell_gain_q16),
-            "cell_offset_mv": list(cfg.cell_offset_mv),
-            "flow_spinup_ms": cfg.flow_spinup_ms,
-            "pump_min_duty_pm": cfg.pump_min_duty_pm,
-            "pump_setpoint_dc": cfg.pump_setpoint_dc,
-            "grid_reserve_cpct": cfg.grid_reserve_cpct,
-        },
-    }
-
-
 def _read_json(path):
     try:
         with open(path) as f:
@@ -157,17 +102,12 @@ def _read_json(path):
         raise ConfigError(path + ": not valid JSON: " + str(e))
 
 
-def _boot_line(obj):
-    # One JSON line on the console, so host tools (flash, monitor) see the
-    # running version and how the board started.
-    sys.stdout.write(json.dumps({"boot": obj}) + "\n")
-
-
 def board_main(root=".", machine=None, clock=None, port=None, max_ticks=-1):
     """On a board (and on the virtual board): board.json says which HAL,
     config.json (written by `bmsctl flash` or `config set`, with its CRC)
     holds the user's configuration. The console serves stdin/stdout."""
     from bms.persist.config_store import ConfigStore
+    from bms.board_start import boot_line as _boot_line
     try:
         board = _read_json(root + "/board.json")
         if not isinstance(board, dict) or "hal" not in board:

@@ -32,7 +32,8 @@ def main(argv):
         from bms import kernels_ref as kernels
     else:
         from bms import kernels
-    from bms.boot import load_config, sim_loop
+    from bms.boot import load_config
+    from bms.hal.sim import sim_loop
     from bms.hal.sim import SimHal
     from bms.app import App
     cfg = load_config(cfg_path)

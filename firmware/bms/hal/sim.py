@@ -216,3 +216,63 @@ class SimHal:
 
     def safe(self):
         pass  # outputs go out in the next write(), which always follows
+
+
+def sim_loop(app, hal, keeper=None, console=None):
+    """Ticks paced by the host plant's frames until it goes away; the
+    persistence step and the console between ticks. Ctrl-C or the end of
+    the link leave the outputs safe (and tell the plant so)."""
+    now = 0
+    try:
+        while hal.receive():
+            now = hal.now_ms
+            app.tick(now)
+            if keeper is not None:
+                keeper.after_tick(app, now)
+            if console is not None:
+                console.service(now)
+    except KeyboardInterrupt:
+        app.safe(now)
+        hal.write(app.state)
+        print("stopped by Ctrl-C: outputs in the safe state")
+    finally:
+        app.safe(now)
+
+
+def hello(cfg):
+    """What the host plant needs to know of the firmware and its settings."""
+    from bms import VERSION
+    from bms import faults as F
+    from bms import signals as S
+    return {
+        "version": VERSION,
+        "cells": cfg.cells,
+        "temps": cfg.temps,
+        "faults": F.NAMES,
+        "severity": [row[3] for row in F.TABLE],
+        "above": [row[2] for row in F.TABLE],
+        "latching": [1 if row[5] else 0 for row in F.TABLE],
+        "units": [row[6] for row in F.TABLE],
+        "recover": list(cfg.fault_rec),
+        "trip_delay_ms": list(cfg.fault_trip_ms),
+        "trip": list(cfg.fault_trip),
+        "signals": S.NAMES,
+        "tick_ms": cfg.tick_ms,
+        "settings": {
+            "imbalance_window_mv": list(cfg.imbalance_window_mv),
+            "imbalance_max_ma": cfg.capacity_mah * cfg.imbalance_max_cpm // 1000,
+            "precharge_tries": cfg.precharge_tries,
+            "precharge_timeout_ms": cfg.precharge_timeout_ms,
+            "precharge_retry_ms": cfg.precharge_retry_ms,
+            "flow_window_ms": cfg.flow_window_ms // cfg.tick_ms * cfg.tick_ms,
+            "flow_hz_full": cfg.flow_hz_full,
+            "balance_floor_mv": cfg.balance_floor_mv,
+            "balance_max_temp_dc": cfg.balance_max_temp_dc,
+            "cell_gain_q16": list(cfg.cell_gain_q16),
+            "cell_offset_mv": list(cfg.cell_offset_mv),
+            "flow_spinup_ms": cfg.flow_spinup_ms,
+            "pump_min_duty_pm": cfg.pump_min_duty_pm,
+            "pump_setpoint_dc": cfg.pump_setpoint_dc,
+            "grid_reserve_cpct": cfg.grid_reserve_cpct,
+        },
+    }
