@@ -37,11 +37,15 @@ def bytecode_firmware(dest: Path) -> Path:
     return dest
 
 
-def run_once(fw: Path, work: Path, heap: int) -> dict:
-    state = work / "root"
-    if state.exists():
-        shutil.rmtree(state)
-    state.mkdir()
+def run_once(fw: Path, work: Path, heap: int, state=None) -> dict:
+    """state: (SOC, capacity mAh) of a state record the board boots from."""
+    root = work / "root"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+    if state is not None:
+        from host_tools.sim import write_state_record
+        write_state_record(root, int(round(state[0] * 10000)), 0)
     p = node.run(HERE / "bench_fw.py", ("/rp/config.json", "/rp/rx.bin", "/rp/root"),
                  puts=((fw, "/fw"), (work, "/rp")), heap=heap, timeout=1800, check_rc=False, step="step")
     lines = p.stdout.strip().splitlines()
