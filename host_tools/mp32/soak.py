@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from host_tools import scenario
+from host_tools import frames, scenario
 from host_tools.firmware import ROOT
 from host_tools.mp32.bench import GOAL, CEILING, bytecode_firmware, run_once
 from host_tools.mp32.replay import record_sc
@@ -39,6 +39,8 @@ def soak(days: float | None = None) -> dict:
         fw = bytecode_firmware(tmp / "fw")
         out = run_once(fw, work, 1 << 20, state=(sc.firmware_soc, firmware_capacity_mah(sc)))
         t2 = time.perf_counter()
+    # the events ran (the unix-port run of the same frames: grid-active ticks)
+    out["grid_active_ticks"] = sum(1 for _, a in rec if a[frames.GRID_OFF + 12])
     out.update(recorded_ticks=len(rec), days=sc.profile[0].duration_s / 86400, grid_events=len(sc.actions),
                record_s=round(t1 - t0, 1), mp32_s=round(t2 - t1, 1))
     return out
@@ -55,7 +57,7 @@ def main(argv=None) -> int:
         return 1
     k = lambda b: f"{b / 1024:.1f} KiB"  # noqa: E731
     print(f"soak32: {r['days']:.1f} days, {r['ticks']} ticks of 1 s on the 32-bit MicroPython (from .mpy, console and "
-          f"persistence on), {r['grid_events']} grid events asked, clock from 1 min before the ticks wrap: "
+          f"persistence on), {r['grid_events']} grid events asked ({r['grid_active_ticks']} s exporting), clock from 1 min before the ticks wrap: "
           f"0 MemoryError, internal error {r['internal_error']}; heap high-water mark {k(r['peak'])} "
           f"(held at most {k(r['live_max'])}; goal {k(GOAL)}, ceiling {k(CEILING)}); "
           f"unix-port recording {r['record_s']} s, 32-bit run {r['mp32_s']} s")
