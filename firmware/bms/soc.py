@@ -27,6 +27,8 @@ from bms.soc_bounds import SocBounds, interp
 from bms.state import (EV_SOC_SYNC, EV_CAPACITY, EV_SOC_DISTRUST, SYNC_FULL, SYNC_EMPTY, SYNC_OCV, SYNC_BOOT_OCV,
                        SYNC_CELLS)
 
+COUNT_STEP_MS = const(400)
+
 MAS_PER_MAH = const(3600000)  # mA*ms in one mAh
 WMS_PER_WH = const(3600000)  # W*ms in one Wh
 AVG_SCANS = const(16)  # scans averaged for an OCV reading
@@ -240,9 +242,12 @@ class Soc:
         arem = self.acc_rem
         e = self.e_rem
         wh = 0
-        # in steps of at most 1 s: |i| * 1000 <= 1e9 keeps a 31-bit small int
+        # in steps of at most COUNT_STEP_MS, so that every product stays a
+        # 31-bit small int at the extremes measure lets through (2**20 mA,
+        # 2**21 mV): |i| x 400 < 4.2e8, p_w x 400 < 8.8e8. Integer sums, so
+        # the split does not change what is counted.
         while dt > 0:
-            s = dt if dt < 1000 else 1000
+            s = dt if dt < COUNT_STEP_MS else COUNT_STEP_MS
             dt -= s
             d = i * s
             rem += d
