@@ -67,7 +67,7 @@ def step():
         cfg = R["Config"](raw)
         store = R["ConfigStore"](R["root"], validate=R["Config"])
         hal = R["SimHal"](cfg, R["kernels"], FrameFiles(R["rx_path"]))
-        app, keeper, console = R["board_start"]._assemble({"board": "bench", "hal": "sim"}, cfg, raw, store, "bench",
+        app, keeper, console, _services = R["board_start"]._assemble({"board": "bench", "hal": "sim"}, cfg, raw, store, "bench",
                                                           R["root"], hal, R["kernels"], False, "power", NullPort())
         R.update(app=app, keeper=keeper, console=console, hal=hal, phase=1, n=0, tsum=0, tmax=0, peak=0, peak_at=-1,
                  live_max=0)
