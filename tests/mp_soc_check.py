@@ -67,7 +67,8 @@ def temps(st, dc):
 
 # 1. boot without a record: first guess from the OCV; then counting with the
 #    charge efficiency: 50 A for 1 h adds 49.9 Ah at 99.8 %.
-cfg, st = make(soc_cell_r_uohm=0)  # the table arithmetic below without an IR correction
+# the table arithmetic below without an IR correction or a surface-SOC lag
+cfg, st = make(soc_cell_r_uohm=0, soc_lag_fast_cpct_per_c=0, soc_diffusion_cpct_per_c=0)
 soc = Soc(cfg)
 temps(st, 250)
 set_cells(st, 3214)  # 30 % on the firmware's table
@@ -98,6 +99,30 @@ st.sig[S.CELL_MIN_MV] = 2800
 run(soc, st, 25)
 out["empty"] = {"counted": counted, "after": st.soc_cpct, "synced": events(st, EV_SOC_SYNC)[-1], "sync": st.soc_sync, "capacity": st.capacity_mah,
                 "cap_events": events(st, EV_CAPACITY)}
+
+# 3b. the same cut-off with the LFP preset's surface-SOC lag (675 + 1097
+#    0.01 % per C, 15 s and 314 s): after 1 h at 0.8C both lags have
+#    settled, the sync adds 0.8 x 1772 = 1417.6 -> 1417; the lag then decays
+#    at rest; a 10 ms tick and a 1 s tick settle to the same lag.
+lag = {}
+for tick_ms in (1000, 10):
+    cfg, st = make(soc_cell_r_uohm=0)
+    soc = Soc(cfg)
+    temps(st, 250)
+    set_cells(st, 3250)
+    set_current(st, 0)
+    run(soc, st, 1, dt=tick_ms)
+    set_current(st, -80000)
+    run(soc, st, 3600000 // tick_ms, dt=tick_ms, t0=tick_ms)
+    lag[tick_ms] = st.sig[S.SOC_LAG_CPCT]
+st.sig[S.CELL_MIN_MV] = 2800
+run(soc, st, 250, dt=10, t0=3601000)
+synced = events(st, EV_SOC_SYNC)[-1]
+set_cells(st, 3000)
+set_current(st, 0)
+run(soc, st, 15000, dt=10, t0=3610000)  # 150 s at rest
+rest150 = st.sig[S.SOC_LAG_CPCT]
+out["lag"] = {"lag_1s": lag[1000], "lag_10ms": lag[10], "synced": synced, "rest150": rest150}
 
 # 4. OCV at rest: on the plateau nothing changes; at the lower knee the
 #    SOC follows the OCV after soc_rest_ms (30 min) and 16 scans.

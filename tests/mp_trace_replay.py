@@ -5,41 +5,39 @@
 # trace's voltage. Prints one JSON line: the SOC error against the trace's
 # true SOC from the first synchronisation (full, empty or OCV) on, RMS and
 # max, and every synchronisation (kind, time, SOC set, true SOC then).
-# argv: firmware dir, chemistry, cells, capacity mAh. stdin lines:
+# The firmware ticks every tick ms (the trace's samples are 5-10 s apart):
+# the voltage interpolated linearly between samples, the current of the
+# interval's end sample held (the solver's steps are constant-current).
+# argv: firmware dir, chemistry, cells, capacity mAh, tick ms [, JSON of
+# configuration keys to override]. stdin lines:
 #   dt_ms,current_ma,cell_mv,temp_dc,true_cpct
 import sys
 import json
 
 sys.path.insert(0, sys.argv[1])
 from bms.config import Config  # noqa: E402
-from bms.state import State, SYNC_FULL, SYNC_EMPTY, SYNC_OCV  # noqa: E402
+from bms.state import State, EV_SOC_SYNC, SYNC_FULL, SYNC_EMPTY, SYNC_OCV  # noqa: E402
 from bms.soc import Soc  # noqa: E402
 from bms import signals as S  # noqa: E402
 
 chem = sys.argv[2]
 cells = int(sys.argv[3])
 cap = int(sys.argv[4])
-cfg = Config({"cells": cells, "temps": 4, "capacity_mah": cap, "chemistry": chem})
+tick = int(sys.argv[5])
+user = {"cells": cells, "temps": 4, "capacity_mah": cap, "chemistry": chem}
+if len(sys.argv) > 6:
+    user.update(json.loads(sys.argv[6]))
+cfg = Config(user)
 st = State(cells, 4)
 st.valid_scans = 1
 st.fresh = 1
 soc = Soc(cfg)
 sig = st.sig
-now = 0
-first = -1
-n = 0
-se = 0
-worst = 0
+R = {"now": 0, "first": -1, "n": 0, "se": 0, "worst": 0}
 syncs = []
-for line in sys.stdin:
-    f = line.split(",")
-    if len(f) < 5:
-        continue
-    dt = int(f[0])
-    cur = int(f[1])
-    mv = int(f[2])
-    tdc = int(f[3])
-    true = int(f[4])
+
+
+def step(dt, cur, mv, tdc, true):
     for i in range(cells):
         st.cell_mv[i] = mv
     sig[S.CELL_MIN_MV] = mv
@@ -52,25 +50,48 @@ for line in sys.stdin:
     sig[S.TEMP_MIN_DC] = tdc
     sig[S.TEMP_MAX_DC] = tdc
     st.dt_ms = dt
-    now += dt
+    now = R["now"] + dt
+    R["now"] = now
     head0 = st.ev_head
     soc.tick(st, now)
     # synchronisations this tick, from the event ring
-    k = (st.ev_head - head0) % 64 if st.ev_head != head0 else 0
-    for j in range(k):
+    for j in range((st.ev_head - head0) % 64):
         e = ((head0 + j) % 64) * 4
-        if st.events[e + 1] == 7:  # EV_SOC_SYNC
+        if st.events[e + 1] == EV_SOC_SYNC:
             kind = st.events[e + 2]
             syncs.append([kind, now // 1000, st.events[e + 3], true])
-            if first < 0 and kind in (SYNC_FULL, SYNC_EMPTY, SYNC_OCV):
-                first = now
-    if first >= 0:
+            if R["first"] < 0 and kind in (SYNC_FULL, SYNC_EMPTY, SYNC_OCV):
+                R["first"] = now
+    if R["first"] >= 0:
         d = st.soc_cpct - true
         d = d if d >= 0 else -d
-        n += 1
-        se += d * d
-        if d > worst:
-            worst = d
-rms = (se / n) ** 0.5 / 100 if n else -1
+        R["n"] += 1
+        R["se"] += d * d
+        if d > R["worst"]:
+            R["worst"] = d
+
+
+prev_mv = prev_true = None
+for line in sys.stdin:
+    f = line.split(",")
+    if len(f) < 5:
+        continue
+    dt = int(f[0])
+    cur = int(f[1])
+    mv = int(f[2])
+    tdc = int(f[3])
+    true = int(f[4])
+    if prev_mv is not None and dt > 0:
+        left = dt
+        while left > 0:
+            s = tick if left > tick else left
+            left -= s
+            frac = dt - left
+            step(s, cur, prev_mv + (mv - prev_mv) * frac // dt, tdc, prev_true + (true - prev_true) * frac // dt)
+    prev_mv = mv
+    prev_true = true
+n = R["n"]
+first = R["first"]
+rms = (R["se"] / n) ** 0.5 / 100 if n else -1
 print(json.dumps({"first_sync_s": first // 1000 if first >= 0 else -1, "ticks": n, "rms_pct": rms,
-                  "max_pct": worst / 100, "syncs": syncs, "capacity_mah": st.capacity_mah}))
+                  "max_pct": R["worst"] / 100, "syncs": syncs, "capacity_mah": st.capacity_mah}))

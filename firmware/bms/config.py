@@ -96,6 +96,11 @@ INT_KEYS = {
     "soc_empty_ms": (0, 600000, "bottom of the usable range: held for"),
     "soc_cell_r_uohm": (0, 100000, "cell resistance (R0) for the IR corrections (default: cell_r_uohm_ah / capacity)"),
     "cell_r_uohm_ah": (0, 10000000, "the chemistry's R0 x capacity, for the soc_cell_r_uohm default"),
+    # the lag of the surface SOC behind the true SOC under current (soc.py)
+    "soc_lag_fast_cpct_per_c": (0, 5000, "fast part (electrolyte, charge transfer beyond R0): SOC gap per 1C"),
+    "soc_lag_fast_ms": (1, 3600000, "its time constant"),
+    "soc_diffusion_cpct_per_c": (0, 5000, "slow part (solid diffusion): SOC gap per 1C"),
+    "soc_diffusion_tau_ms": (1, 3600000, "its time constant"),
     "soc_capacity_min_dsoc_cpct": (1000, 10000, "SOC span between synchronisations for a capacity estimate"),
     "soc_ccl_taper_cpct": (5000, 10000, "charge limit derated above this SOC"),
     "soc_dcl_taper_cpct": (0, 5000, "discharge limit derated below this SOC"),
@@ -202,6 +207,11 @@ DEFAULTS = {
     "soc_full_ms": 20000,
     "soc_empty_ms": 2000,
     "soc_capacity_min_dsoc_cpct": 5000,
+    # no surface-SOC lag unless the chemistry preset (or the user) gives one
+    "soc_lag_fast_cpct_per_c": 0,
+    "soc_lag_fast_ms": 10000,
+    "soc_diffusion_cpct_per_c": 0,
+    "soc_diffusion_tau_ms": 300000,
     "soc_ccl_taper_cpct": 9500,
     "soc_dcl_taper_cpct": 1000,
     "soc_limit_floor_pm": 200,

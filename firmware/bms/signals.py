@@ -46,7 +46,8 @@ FE_OTD = const(37)
 FE_UTC = const(38)
 FE_UTD = const(39)
 FE_OTHER = const(40)  # any other protection the chip raised (internal/FET temperature, latches, watchdog)
-N_SIGNALS = const(41)
+SOC_LAG_CPCT = const(41)  # the surface SOC's lag behind the true SOC (soc.py), + charging
+N_SIGNALS = const(42)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -57,5 +58,5 @@ NAMES = (
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
     "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
     "fe_config", "fe_cov", "fe_cuv", "fe_occ", "fe_ocd", "fe_scd", "fe_otc", "fe_otd", "fe_utc", "fe_utd",
-    "fe_other",
+    "fe_other", "soc_lag_cpct",
 )
