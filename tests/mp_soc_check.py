@@ -294,4 +294,25 @@ except MemoryError:
 finally:
     micropython.heap_unlock()
 out["lock"] = {"error": err, "syncs": events(st, EV_SOC_SYNC)}
+
+# 9. the voltage floor re-arms only while charging: a cell that relaxes
+#    back above it at rest stays refused; 5 s of charge above it re-arms.
+cfg, st = make(grid_reserve_cpct=3000)
+grid = Grid(cfg)
+temps(st, 250)
+st.dt_ms = 100
+st.valid_scans = 1
+set_cells(st, 3150)  # below the reserve's OCV (3214 mV)
+set_current(st, -40000)
+run(grid, st, 60)  # 6 s below the floor
+tripped = st.grid_vlow
+set_cells(st, 3300)  # relaxed: 86 mV above it, for 10 min at rest
+set_current(st, 0)
+run(grid, st, 6000, t0=6000)
+relaxed = st.grid_vlow
+set_current(st, 20000)  # charging 0.2C
+run(grid, st, 49, t0=606000)
+early = st.grid_vlow
+run(grid, st, 2, t0=610900)
+out["vfloor_rearm"] = {"tripped": tripped, "relaxed": relaxed, "early": early, "charged": st.grid_vlow}
 print(json.dumps(out))

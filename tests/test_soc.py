@@ -98,6 +98,13 @@ def test_grid_event_ends_at_the_reserve_and_is_refused_below_it(out):
     assert "at or below the reserve 30.00 %" in out["grid_below"]
 
 
+def test_voltage_floor_rearms_only_while_charging(out):
+    r = out["vfloor_rearm"]
+    assert r["tripped"] == 1
+    assert r["relaxed"] == 1  # 10 min at rest 86 mV above the floor: still refused
+    assert r["early"] == 1 and r["charged"] == 0  # 5 s of charging above it re-arms
+
+
 def test_soc_tick_allocates_nothing(out):
     lk = out["lock"]
     assert lk["error"] is None
