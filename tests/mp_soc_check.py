@@ -170,7 +170,8 @@ for ma, mv in ((999999, 3300), (-999999, 3250)):
     set_current(st, ma)
     for _ in range(72):
         run(soc, st, 100, 1000)
-        for v in (st.soc_q_mah, st.soc_q_rem, soc.acc_mah, soc.acc_rem, soc.e_rem, st.energy_in_wh, st.energy_out_wh):
+        for v in (st.soc_q_mah, st.soc_q_rem, soc.acc_mah, soc.acc_rem, soc.e_rem, st.energy_in_wh, st.energy_out_wh,
+                  soc.lag_u[0], soc.lag_u[1], soc.lag_rem[0], soc.lag_rem[1]):
             a = v if v >= 0 else -v
             if a > worst:
                 worst = a

@@ -286,7 +286,9 @@ class Soc:
         charging: the surface is fuller than the bulk). Backward Euler
         with the remainder kept, so a 10 ms tick and a 5 min time
         constant still converge exactly."""
-        c_pm = cur * 1000 // cap  # C-rate per mille (|cur| < 1e6 mA)
+        c = cur if cur < 1000000 else 1000000  # +-1 kA keeps cur * 1000 in 31 bits
+        c = c if c > -1000000 else -1000000
+        c_pm = c * 1000 // cap  # C-rate per mille
         c_pm = c_pm if c_pm < 10000 else 10000
         c_pm = c_pm if c_pm > -10000 else -10000
         k = self.lag_k
