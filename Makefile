@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean mosquitto setup32 replay32 soak32
+.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean mosquitto setup32 replay32 soak32 physics physics-traces
 
 setup: $(STAMP)
 
@@ -81,12 +81,24 @@ boots: setup
 	@mkdir -p $(OUT)
 	"$(MICROPYTHON)" host_tools/mp/boots.py firmware host_tools/mp board_configs $(OUT)/boots 1000 1 | tail -1 | $(BIN)/python -m json.tool
 
+# Electrochemical-model (PyBaMM) cell traces for the SOC check: its own
+# venv .venv-physics (requirements-physics.txt, all pinned), so the main
+# .venv stays light; the traces are committed (tests/physics_traces).
+physics-traces:
+	@test -x .venv-physics/bin/python || $(PYTHON) -m venv .venv-physics
+	.venv-physics/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-physics.txt
+	.venv-physics/bin/python host_tools/physics_gen.py
+
+# The firmware's SOC against every committed trace (tune and holdout).
+physics: setup
+	$(BIN)/python -m host_tools.trace_check
+
 clean:
 	rm -rf $(OUT) .pytest_cache build
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info host_tools.egg-info node_modules
+	rm -rf $(VENV) .venv-physics *.egg-info host_tools.egg-info node_modules
 
 # The official 32-bit MicroPython (WebAssembly port, npm package pinned in
 # package.json + package-lock.json) under Node.js, for the 31-bit integer,

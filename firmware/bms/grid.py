@@ -71,11 +71,14 @@ class Grid:
         if not st.fresh or st.bleed_scan or st.valid_scans == 0:
             return
         # It re-arms once the cell has been back above the floor plus
-        # grid_vfloor_rearm_mv for as long (recharged, not just relaxed).
+        # grid_vfloor_rearm_mv for as long while charging (recharged, not
+        # just relaxed: after a discharge the surface SOC, which the
+        # voltage reads, recovers toward the bulk for minutes at rest).
         v = self.bounds.vmin_corrected(sig)
         need = self.vfloor_need
         if st.grid_vlow:
-            self.vlow_ms = self.vlow_ms + st.dt_ms if v >= f + self.vfloor_rearm else 0
+            up = v >= f + self.vfloor_rearm and sig[S.CURRENT_MA] > self.bounds.rest_ma
+            self.vlow_ms = self.vlow_ms + st.dt_ms if up else 0
             if self.vlow_ms >= need:
                 st.grid_vlow = 0
                 self.vlow_ms = 0

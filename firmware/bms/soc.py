@@ -6,7 +6,12 @@
 #   tapered, for a while -> 100 %;
 # - bottom of the usable range: the lowest cell at the discharge cut-off,
 #   for a while -> the OCV table's SOC of the IR-corrected voltage (a few %
-#   for LFP; "0 % usable"), never below the charge the cold leaves unusable;
+#   for LFP; "0 % usable"), never below the charge the cold leaves unusable,
+#   plus the gap by which the particles' surface (what the voltage reads)
+#   runs ahead of their bulk under current: a lag of the C-rate in SOC
+#   units, a fast part (electrolyte, charge transfer: seconds) and a slow
+#   one (solid diffusion: minutes), fitted to electrochemical-model traces
+#   (host_tools/physics_fit.py; the chemistry presets say which);
 # - after a long rest, the OCV of the lowest (or highest) cell, averaged
 #   over several scans, but only where the OCV curve is steep enough to be
 #   read with the sensor noise (LFP's knees, never its plateau).
@@ -88,6 +93,11 @@ class Soc:
         self.acc_mah = 0  # net charge counted since then (mAh + mA*ms)
         self.acc_rem = 0
         self.e_rem = 0  # W*ms toward the next Wh
+        # surface-SOC lag: two first-order lags of the C-rate, in 0.0001 %
+        self.lag_k = array("i", [cfg.soc_lag_fast_cpct_per_c, cfg.soc_diffusion_cpct_per_c])
+        self.lag_tau = array("i", [cfg.soc_lag_fast_ms, cfg.soc_diffusion_tau_ms])
+        self.lag_u = array("i", [0, 0])
+        self.lag_rem = array("i", [0, 0])
 
     # -- OCV table -----------------------------------------------------------
     def soc_at(self, mv):
@@ -176,6 +186,7 @@ class Soc:
             st.soc_q_rem = 0
         cur = sig[S.CURRENT_MA]
         self._count(st, cur, sig[S.PACK_MV])
+        sig[S.SOC_LAG_CPCT] = self._lag(cur, cap, st.dt_ms)
         q = st.soc_q_mah
         if q > cap:
             q = cap
@@ -275,6 +286,39 @@ class Soc:
             else:
                 st.energy_out_wh = (st.energy_out_wh + wh) & 0x3FFFFFFF
 
+    def _lag(self, cur, cap, dt):
+        """Advances the two lags by dt; returns their sum (0.01 %, + while
+        charging: the surface is fuller than the bulk). Backward Euler
+        with the remainder kept, so a 10 ms tick and a 5 min time
+        constant still converge exactly."""
+        c = cur if cur < 1000000 else 1000000  # +-1 kA keeps cur * 1000 in 31 bits
+        c = c if c > -1000000 else -1000000
+        c_pm = c * 1000 // cap  # C-rate per mille
+        c_pm = c_pm if c_pm < 10000 else 10000
+        c_pm = c_pm if c_pm > -10000 else -10000
+        k = self.lag_k
+        tau = self.lag_tau
+        u = self.lag_u
+        rem = self.lag_rem
+        tot = 0
+        for j in range(2):
+            # target in 0.0001 %: c_pm / 1000 * k (0.01 %) * 100, kept to
+            # +-50 % so diff * s + rem stays inside 31 bits for s <= 1 s
+            t = c_pm * k[j] // 10
+            t = t if t < 500000 else 500000
+            t = t if t > -500000 else -500000
+            left = dt
+            while left > 0:
+                s = left if left < 1000 else 1000
+                left -= s
+                d = tau[j] + s
+                num = (t - u[j]) * s + rem[j]
+                step = num // d
+                rem[j] = num - step * d
+                u[j] += step
+            tot += u[j]
+        return tot // 100
+
     def _full_empty(self, st, sig, cur, dt, now_ms):
         # end of charge: at the top, tapered, not discharging
         if self.charged and sig[S.CELL_MAX_MV] >= self.full_mv and -self.rest_ma <= cur <= self.full_ma:
@@ -292,7 +336,10 @@ class Soc:
                 self.discharged = 0
                 self.empty_ms = 0
                 dsg = sig[S.DISCHARGE_MA]
-                soc = self.soc_at(vmin + (dsg // 100) * self.r_uohm // 10000)
+                # the voltage reads the surface, which is emptier than the
+                # bulk by the lag (negative while discharging)
+                soc = self.soc_at(vmin + (dsg // 100) * self.r_uohm // 10000) - sig[S.SOC_LAG_CPCT]
+                soc = soc if soc < 10000 else 10000
                 cold = self.unusable_cpct(sig[S.TEMP_MIN_DC])
                 soc = soc if soc > cold else cold
                 self.empty_cpct = soc
