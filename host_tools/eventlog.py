@@ -80,9 +80,10 @@ def main(state_dir: str, out: str | None) -> int:
     return 0
 
 
-def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]:
+def console_command(port: str, command: str, timeout_s: float = 20, key: bytes | None = None) -> list[str]:
     """Sends one console command to a running board and returns its reply
-    lines (telemetry in between is skipped); raises on ERR or no reply."""
+    lines (telemetry in between is skipped); raises on ERR or no reply.
+    key: a production board's key; the handshake runs first."""
     import time
 
     import serial
@@ -90,6 +91,9 @@ def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]
     word = command.split()[0]
     with serial.Serial(port, 115200, timeout=0.2) as s:
         s.reset_input_buffer()
+        if key is not None:
+            from host_tools.auth import open_session
+            open_session(s, key)
         s.write(b"\n" + command.encode() + b"\n")
         deadline = time.monotonic() + timeout_s
         buf = b""
