@@ -63,15 +63,19 @@ def board(tmp_path_factory):
         yield vb
 
 
+def snapshot(vb):
+    """The board's flash (settings, key) and its resets so far."""
+    return fs_state(vb.fs), (vb.resets, vb.hard_resets, vb.crashes)
+
+
 def unchanged(vb, before):
     assert closed(vb)
-    assert fs_state(vb.fs) == before
-    assert (vb.resets, vb.hard_resets, vb.crashes) == (0, 0, 0)
+    assert snapshot(vb) == before
 
 
 def test_ctrl_c_floods_and_raw_repl_entry_reach_nothing(board):
     import serial
-    before = fs_state(board.fs)
+    before = snapshot(board)
     with serial.Serial(board.path, 115200, timeout=0.2) as s:
         buf = b""
         # a flood, mpremote's raw-REPL entry (\r Ctrl-C Ctrl-C, \r Ctrl-A),
@@ -107,7 +111,7 @@ def test_ctrl_c_floods_and_raw_repl_entry_reach_nothing(board):
 
 
 def test_changing_commands_without_a_session_or_with_a_wrong_key(board):
-    before = fs_state(board.fs)
+    before = snapshot(board)
     for cmd in ("clear", "config set balance_start_mv 40", "grid start 500 10", "repl"):
         with pytest.raises(RuntimeError, match="locked"):
             console_command(board.path, cmd)
@@ -132,6 +136,41 @@ def test_the_loop_ending_resets_the_board_never_a_repl(board):
         buf += s.read(65536)
     assert b">>>" not in buf and b"raw REPL" not in buf
     assert board.resets == 0 and board.crashes == 0
+
+
+def bmsctl(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_reflashed_only_with_the_key(board, tmp_path):
+    assert wait_for(lambda: closed(board), 20)
+    before = snapshot(board)
+    sc = load(ROOT / "scenarios" / "board.toml")
+    cfg = tmp_path / "pack.json"
+    cfg.write_text(json.dumps(firmware_config(sc)))
+    prod = tmp_path / "sim_prod.json"
+    prod.write_text(json.dumps(dict(json.loads((ROOT / "board_configs" / "sim.json").read_text()), mode="production")))
+    keyf = tmp_path / "pack.key"
+    assert bmsctl("keygen", "--out", str(keyf)).returncode == 0
+    assert bmsctl("keygen", "--out", str(keyf)).returncode == 2  # never overwritten
+    r = bmsctl("flash", "--board", str(prod), "--config", str(cfg), "--port", board.path)
+    assert r.returncode == 2 and "give the pack's key" in r.stderr, r.stderr
+    # a bench firmware (no key needed) over a production board: refused, nothing copied
+    r = bmsctl("flash", "--board", "sim", "--config", str(cfg), "--port", board.path)
+    assert r.returncode == 2 and "reflashed only with its key" in r.stderr, r.stdout + r.stderr
+    r = bmsctl("flash", "--board", str(prod), "--config", str(cfg), "--port", board.path, "--key-file", str(keyf))
+    assert r.returncode == 2 and "refused the key" in r.stderr, r.stdout + r.stderr
+    unchanged(board, before)
+    time.sleep(2.2)  # the back-off of that wrong key
+    keyf2 = tmp_path / "right.key"
+    keyf2.write_bytes(KEY)
+    r = bmsctl("flash", "--board", str(prod), "--config", str(cfg), "--port", board.path, "--key-file", str(keyf2))
+    assert r.returncode == 0 and "unlocked with its key" in r.stdout and "running version" in r.stdout, r.stdout + r.stderr
+    assert (board.fs / "key.bin").read_bytes() == KEY
+    assert wait_for(lambda: closed(board), 20)
+    with pytest.raises(RuntimeError, match="locked"):  # production again after the flash
+        console_command(board.path, "clear")
 
 
 def test_with_the_key_a_session_changes_a_setting_and_repl_is_maintenance(board):
