@@ -241,6 +241,7 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
         raise FlashError(f"{board_path}: mode is production: give the pack's key (--key-file or BMS_KEY_FILE; "
                          "make one with `bmsctl keygen`)")
     version = firmware_version()
+    unlock_for_flash(port, key, log)  # before the build: a locked board refuses at once
     with tempfile.TemporaryDirectory(prefix="bmsflash-") as tmp:
         stage = Path(tmp)
         files = build(arch, stage)
@@ -258,7 +259,6 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
         log(f"flash: {len(files)} files for {board.get('board', board_path)} ({arch}) to {port}")
         # One mpremote session: the board stops main.py (outputs go safe),
         # stale firmware files go, the new ones are copied.
-        unlock_for_flash(port, key, log)
         chain = ["exec", PREPARE_SCRIPT % (names, dirs)]
         for d in ["."] + dirs:
             group = [str(stage / n) for n in names if Path(n).parent.as_posix() == d]

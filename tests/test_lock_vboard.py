@@ -102,7 +102,7 @@ def test_ctrl_c_floods_and_raw_repl_entry_reach_nothing(board):
     p = subprocess.Popen([sys.executable, "-m", "mpremote", "connect", board.path, "exec", "print(6*7)"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        out, _ = p.communicate(timeout=6)
+        out, _ = p.communicate(timeout=4)
     except subprocess.TimeoutExpired:
         p.kill()
         out, _ = p.communicate()
