@@ -200,3 +200,14 @@ def test_key_rotation_with_the_old_key(board):
     board.ask(advance_ms=1100)
     board.key = new
     assert board.respond(board.challenge())["session"]
+
+
+def test_board_config_mode_is_checked(tmp_path):
+    from host_tools.boardcfg import BoardConfigError, load_board_config
+    base = json.loads((ROOT / "board_configs" / "sim.json").read_text())
+    p = tmp_path / "sim.json"
+    p.write_text(json.dumps(dict(base, mode="production")))
+    assert load_board_config(p)["mode"] == "production"
+    p.write_text(json.dumps(dict(base, mode="prod")))
+    with pytest.raises(BoardConfigError, match="mode"):
+        load_board_config(p)

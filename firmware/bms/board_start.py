@@ -109,6 +109,16 @@ def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, res
         console.root = root
         port.ctrl_c_stops = False
     services, warnings = _services(board, app, console)
+    mode = board.get("mode", "bench")
+    if mode not in ("bench", "production"):
+        warnings.append("mode: %r is neither bench nor production: running locked (production)" % (mode,))
+    if console.root is not None:
+        from bms.auth import load_key
+        if load_key(root) is None:
+            warnings.append("production mode: no valid key.bin: changing commands stay locked (reflash with the key)")
+        load_key = None
+        from bms.config import drop
+        drop(("bms.auth", "bms.hmac256"))
     _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
                 "config": source, "warnings": store.warnings + warnings, "restored_faults": restored})
     return app, keeper, console, services
