@@ -138,8 +138,61 @@ def cmd_log(args) -> int:
         print("error: give exactly one of --port (a running board) or --dir (a copy of its files)", file=sys.stderr)
         return 2
     if args.port:
-        return eventlog.main_port(args.port, args.csv, args.last)
+        return eventlog.main_port(args.port, args.csv, args.last, key=_key(args))
     return eventlog.main(args.dir, args.csv)
+
+
+def cmd_config(args) -> int:
+    from host_tools.auth import KeyError_
+    from host_tools.eventlog import console_command
+    try:
+        lines = console_command(args.port, "config " + " ".join(args.words), key=_key(args))
+    except (RuntimeError, OSError, KeyError_) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def _key(args):
+    """The pack key from --key-file, $BMS_KEY_FILE or $BMS_KEY; None if none."""
+    from host_tools.auth import load_key
+    return load_key(getattr(args, "key_file", None))
+
+
+def cmd_keygen(args) -> int:
+    from host_tools.auth import KeyError_, keygen
+    try:
+        keygen(Path(args.out))
+    except (KeyError_, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"key written to {args.out} (mode 600): keep a copy offline; a lost key means reflashing through "
+          "BOOTSEL / download mode, which wipes the board (README: Before you install)")
+    return 0
+
+
+def cmd_key(args) -> int:
+    import serial
+
+    from host_tools.auth import KeyError_, command, load_key, open_session, rotate_args
+    try:
+        old = _key(args)
+        new = load_key(args.new_key_file)
+    except KeyError_ as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if old is None:
+        print("error: the board's current key is needed (--key-file, BMS_KEY_FILE or BMS_KEY)", file=sys.stderr)
+        return 2
+    try:
+        with serial.Serial(args.port, 115200, timeout=0.2) as s:
+            nonce = open_session(s, old)
+            print("\n".join(command(s, rotate_args(old, new, nonce))))
+    except (RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_board(args) -> int:
@@ -167,8 +220,14 @@ def cmd_board(args) -> int:
         if args.flash:
             cfg_path = fs.parent / (fs.name + "-config.json")
             cfg_path.write_text(json.dumps(firmware_config(sc), indent=1))
+            board_path = BOARD_CONFIGS / "sim.json"
+            if args.mode == "production":
+                bc = json.loads(board_path.read_text())
+                bc["mode"] = "production"
+                board_path = fs.parent / (fs.name + "-board.json")
+                board_path.write_text(json.dumps(bc, indent=1))
             try:
-                flash(BOARD_CONFIGS / "sim.json", cfg_path, vb.path)
+                flash(board_path, cfg_path, vb.path, key=_key(args))
             except FlashError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 3
@@ -191,9 +250,10 @@ def cmd_flash(args) -> int:
     board = Path(args.board)
     if not board.suffix:
         board = BOARD_CONFIGS / f"{args.board}.json"
+    from host_tools.auth import KeyError_
     try:
-        flash(board, Path(args.config), args.port)
-    except FlashError as e:
+        flash(board, Path(args.config), args.port, key=_key(args))
+    except (FlashError, KeyError_) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -202,7 +262,13 @@ def cmd_flash(args) -> int:
 def cmd_monitor(args) -> int:
     from host_tools import monitor
 
-    return monitor.main(args.port, args.csv, args.send, args.duration, args.screenshot)
+    from host_tools.auth import KeyError_
+    try:
+        key = _key(args)
+    except KeyError_ as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return monitor.main(args.port, args.csv, args.send, args.duration, args.screenshot, key=key)
 
 
 def cmd_powercut(args) -> int:
@@ -301,7 +367,13 @@ def main(argv=None) -> int:
     p.add_argument("--port", help="a running board's serial port (read through the console's log command)")
     p.add_argument("--last", type=int, help="only the newest N records (with --port)")
     p.add_argument("--csv", help="write here instead of standard output")
+    p.add_argument("--key-file", help="a production board's key (the log is readable without one)")
     p.set_defaults(func=cmd_log)
+    p = sub.add_parser("config", help="a running board's settings: get [KEY] | set KEY VALUE (production: --key-file)")
+    p.add_argument("words", nargs="+", help="get [KEY] or set KEY VALUE")
+    p.add_argument("--port", required=True)
+    p.add_argument("--key-file", help="a production board's key (or BMS_KEY_FILE / BMS_KEY)")
+    p.set_defaults(func=cmd_config)
     p = sub.add_parser("board", help="run the virtual board (firmware on the unix port, real-time plant) behind a pty")
     p.add_argument("--scenario", default="scenarios/board.toml", help="the plant: pack and a repeating profile")
     p.add_argument("--fs", help="the board's filesystem directory (kept; default: a new temporary one)")
@@ -312,18 +384,32 @@ def main(argv=None) -> int:
     p.add_argument("--can", choices=("pylontech", "victron", "sma_lv"),
                    help="the firmware's inverter CAN on an MCP2515 model (frames in --can-frames, for bmsctl can --port)")
     p.add_argument("--can-frames", help="with --can: the frames file (default: can-frames.txt in the filesystem directory)")
+    p.add_argument("--mode", choices=("bench", "production"), default="bench",
+                   help="with --flash: the board config's mode (production needs --key-file)")
+    p.add_argument("--key-file", help="with --flash --mode production: the pack key")
     p.set_defaults(func=cmd_board)
     p = sub.add_parser("flash", help="compile, copy, verify and start the firmware on a board")
     p.add_argument("--board", required=True, help="a board config name in board_configs/ (e.g. pico_bq76952) or a path")
     p.add_argument("--config", required=True, help="the pack configuration (JSON), validated before anything is copied")
     p.add_argument("--port", required=True, help="the board's serial port (e.g. /dev/ttyACM0)")
+    p.add_argument("--key-file", help="the pack key (bmsctl keygen); needed for a production board (or BMS_KEY_FILE)")
     p.set_defaults(func=cmd_flash)
+    p = sub.add_parser("keygen", help="make a pack key (32 random bytes) for production mode")
+    p.add_argument("--out", required=True, help="the key file to create (never overwritten)")
+    p.set_defaults(func=cmd_keygen)
+    p = sub.add_parser("key", help="rotate a production board's key with the old one")
+    p.add_argument("action", choices=("rotate",))
+    p.add_argument("--port", required=True)
+    p.add_argument("--key-file", help="the current key (or BMS_KEY_FILE / BMS_KEY)")
+    p.add_argument("--new-key-file", required=True, help="the new key (bmsctl keygen)")
+    p.set_defaults(func=cmd_key)
     p = sub.add_parser("monitor", help="live view of a board's telemetry; type commands; log to CSV")
     p.add_argument("--port", required=True)
     p.add_argument("--csv", help="append every telemetry line here")
     p.add_argument("--send", action="append", help="a console command to send at start (repeatable)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--screenshot", help="write the last view as text here at exit")
+    p.add_argument("--key-file", help="a production board's key: commands run in a session (or BMS_KEY_FILE)")
     p.set_defaults(func=cmd_monitor)
     p = sub.add_parser("can", help="the firmware's inverter CAN frames, decoded live with the project's DBC")
     p.add_argument("--port", required=True, help="a frames file from `bmsctl sim --can P --can-frames FILE`, or a "

@@ -16,7 +16,9 @@ REC = 24
 FMT = "<IIHHiI"
 CODES = {1: "fault_set", 2: "fault_clear", 3: "contactor", 4: "internal_error", 5: "boot", 6: "fault_restored",
          7: "soc_sync", 8: "capacity_mah", 9: "grid_start", 10: "grid_end", 11: "grid_refused",
-         12: "soc_record_distrusted", 13: "remote_command"}
+         12: "soc_record_distrusted", 13: "remote_command", 14: "auth"}
+# firmware/bms/state.py AUTH_* (EV_AUTH arg)
+AUTH = ("failed", "session_opened", "key_rotated", "maintenance_repl")
 # firmware/bms/mqtt_service.py COMMANDS (EV_REMOTE_CMD arg)
 REMOTE = ("reserve", "grid_start", "grid_cancel", "clear")
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
@@ -61,6 +63,8 @@ def describe(code: int, arg: int, names: list[str]) -> str:
         return f"{arg} s"
     if code == 13:
         return (REMOTE[arg] if arg < len(REMOTE) else str(arg)) + " (mqtt)"
+    if code == 14:
+        return AUTH[arg] if arg < len(AUTH) else str(arg)
     if code == 12:
         return "above the cells' range" if arg == 1 else "below the cells' range"
     return str(arg)
@@ -80,9 +84,10 @@ def main(state_dir: str, out: str | None) -> int:
     return 0
 
 
-def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]:
+def console_command(port: str, command: str, timeout_s: float = 20, key: bytes | None = None) -> list[str]:
     """Sends one console command to a running board and returns its reply
-    lines (telemetry in between is skipped); raises on ERR or no reply."""
+    lines (telemetry in between is skipped); raises on ERR or no reply.
+    key: a production board's key; the handshake runs first."""
     import time
 
     import serial
@@ -90,6 +95,9 @@ def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]
     word = command.split()[0]
     with serial.Serial(port, 115200, timeout=0.2) as s:
         s.reset_input_buffer()
+        if key is not None:
+            from host_tools.auth import open_session
+            open_session(s, key)
         s.write(b"\n" + command.encode() + b"\n")
         deadline = time.monotonic() + timeout_s
         buf = b""
@@ -111,10 +119,10 @@ def console_command(port: str, command: str, timeout_s: float = 20) -> list[str]
     raise RuntimeError(f"no reply to {command!r} from {port} within {timeout_s:.0f} s (is the firmware running?)")
 
 
-def main_port(port: str, out: str | None, n: int | None = None) -> int:
+def main_port(port: str, out: str | None, n: int | None = None, key: bytes | None = None) -> int:
     """The event log read through the console's `log` command, decoded."""
     try:
-        lines = console_command(port, "log" + (f" {n}" if n else ""))
+        lines = console_command(port, "log" + (f" {n}" if n else ""), key=key)
     except (RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

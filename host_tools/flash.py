@@ -222,7 +222,39 @@ for _d in %r:
 """
 
 
-def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeout_s: float = 30) -> dict:
+def unlock_for_flash(port: str, key: bytes | None, log=print, timeout_s: float = 3) -> None:
+    """A board running production firmware ignores Ctrl-C and never gives
+    the raw REPL: with its key, open a session and ask for the REPL
+    (`repl`, outputs safe first); without it, refuse. A bench board or one
+    already in the REPL is left as it is."""
+    import serial
+
+    from host_tools.auth import command, open_session
+    with serial.Serial(port, 115200, timeout=0.2) as s:
+        s.reset_input_buffer()
+        s.write(b"\nauth\n")
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        while time.monotonic() < deadline and b"challenge " not in buf and b"ERR auth" not in buf:
+            buf += s.read(4096)
+        if b"challenge " not in buf and b"locked for" not in buf:
+            return  # bench firmware, the REPL, or nothing running: mpremote takes it from here
+        if key is None:
+            raise FlashError("the board runs in production mode: it is reflashed only with its key (--key-file or "
+                             "BMS_KEY_FILE); a lost key: see README 'Before you install' (BOOTSEL / erase_flash)")
+        time.sleep(0.3)
+        s.reset_input_buffer()
+        try:
+            open_session(s, key)
+            command(s, "repl")
+        except RuntimeError as e:
+            raise FlashError(f"the board refused the key: {e}") from None
+        log("flash: production board unlocked with its key (outputs safe, REPL for the flash)")
+        time.sleep(0.5)
+
+
+def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeout_s: float = 30,
+          key: bytes | None = None) -> dict:
     from host_tools.boardcfg import BoardConfigError, load_board_config
     try:
         board = load_board_config(board_path)
@@ -234,7 +266,12 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
     if mcu not in ARCH:
         raise FlashError(f"{board_path}: mcu: {mcu!r} has no mpy-cross architecture (known: {', '.join(ARCH)})")
     arch = ARCH[mcu]
+    production = board.get("mode", "bench") == "production"
+    if production and key is None:
+        raise FlashError(f"{board_path}: mode is production: give the pack's key (--key-file or BMS_KEY_FILE; "
+                         "make one with `bmsctl keygen`)")
     version = firmware_version()
+    unlock_for_flash(port, key, log)  # before the build: a locked board refuses at once
     frozen = frozen_version(port)
     with tempfile.TemporaryDirectory(prefix="bmsflash-") as tmp:
         stage = Path(tmp)
@@ -252,6 +289,9 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
         (stage / "board.json").write_text(json.dumps(board, indent=1))
         (stage / "config.json").write_text(config_store_text(raw))
         files += [Path("board.json"), Path("config.json")]
+        if production:
+            (stage / "key.bin").write_bytes(key)  # the pack's key: written at the flash, never read back
+            files.append(Path("key.bin"))
         names = [f.as_posix() for f in files]
         # every directory, parents first (lib/ itself holds no file)
         dirs = sorted({a.as_posix() for p in files for a in p.parents if a.as_posix() != "."}, key=len)

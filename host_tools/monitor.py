@@ -191,9 +191,15 @@ def render(st: MonitorState, port: str = ""):
 class SerialReader(threading.Thread):
     """Reads lines from the port, reopening it whenever it goes away."""
 
-    def __init__(self, port: str, parser: LineParser, state: MonitorState, lock: threading.Lock):
+    def __init__(self, port: str, parser: LineParser, state: MonitorState, lock: threading.Lock,
+                 key: bytes | None = None):
         super().__init__(daemon=True, name="serial-reader")
         self.port = port
+        # a production board's key: commands wait for a session, which the
+        # reader opens (auth, challenge, response) and renews before it ends
+        self.key = key
+        self.session_until = 0.0
+        self.auth_sent = 0.0
         self.parser = parser
         self.st = state
         self.lock = lock
@@ -225,7 +231,11 @@ class SerialReader(threading.Thread):
                     time.sleep(0.5)
                     continue
             try:
-                while self.outbox:
+                now = time.monotonic()
+                if self.key is not None and self.outbox and now >= self.session_until and now - self.auth_sent > 5:
+                    self.ser.write(b"\nauth\n")
+                    self.auth_sent = now
+                while self.outbox and (self.key is None or now < self.session_until):
                     self.ser.write(self.outbox.popleft().encode())
                 data = self.ser.read(4096)
             except (OSError, ValueError) as e:  # serial.SerialException is an OSError
@@ -246,20 +256,33 @@ class SerialReader(threading.Thread):
                 buf = b""
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
+                if self.key is not None:
+                    self._handshake(line.strip())
                 with self.lock:
                     self.parser.feed(line)
         if self.ser is not None:
             self.ser.close()
 
+    def _handshake(self, line: bytes):
+        from host_tools.auth import response
+        if line.startswith(b"challenge "):
+            try:
+                c = bytes.fromhex(line.split()[1].decode())
+            except (ValueError, IndexError):
+                return
+            self.ser.write(("auth " + response(self.key, c) + "\n").encode())
+        elif line.startswith(b"session open for "):
+            self.session_until = time.monotonic() + 240  # renewed well before the board's 300 s
+
 
 def main(port: str, csv_path: str | None = None, send: list[str] | None = None, duration_s: float | None = None,
-         screenshot: str | None = None, interactive: bool = True) -> int:
+         screenshot: str | None = None, interactive: bool = True, key: bytes | None = None) -> int:
     from rich.live import Live
 
     st = MonitorState()
     lock = threading.Lock()
     parser = LineParser(st, Path(csv_path) if csv_path else None)
-    reader = SerialReader(port, parser, st, lock)
+    reader = SerialReader(port, parser, st, lock, key)
     reader.start()
     for cmd in send or []:
         reader.send(cmd)

@@ -44,6 +44,7 @@ from host_tools.sensing import Sensing
 ROM = Path(__file__).resolve().parent / "mp" / "vboard_rom.py"
 EXIT_SOFT_FRIENDLY = 3
 EXIT_SOFT_RAW = 4
+EXIT_HARD_RESET = 5  # machine.reset() (host_tools/mp/vboard_rom.py)
 
 
 class RealTimePlant(threading.Thread):
@@ -297,6 +298,7 @@ class VirtualBoard:
         self.proc: subprocess.Popen | None = None
         self.resets = 0  # soft resets served
         self.crashes = 0
+        self.hard_resets = 0  # machine.reset(): the board starts from power-up
         self.stopping = threading.Event()
         self.supervisor = threading.Thread(target=self._supervise, daemon=True, name="supervisor")
 
@@ -338,6 +340,9 @@ class VirtualBoard:
                 self._spawn(raw=True)
             elif rc == EXIT_SOFT_FRIENDLY:
                 self.resets += 1
+                self._spawn(raw=False)
+            elif rc == EXIT_HARD_RESET:
+                self.hard_resets += 1
                 self._spawn(raw=False)
             else:
                 # A crash or the interpreter ending: a board would reset.

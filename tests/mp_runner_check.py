@@ -92,10 +92,15 @@ app = App(cfg, hal)
 class Console:
     # a model of the serial console: Ctrl-C arrives on the line at tick 30
     calls = 0
+    # production mode (bms/console.py: root set): a KeyboardInterrupt that
+    # is not the authenticated `repl` (maintenance) must reset, never REPL
+    root = "." if MODE.startswith("prod-") else None
+    maintenance = False
 
     def service(self, now):
         Console.calls += 1
-        if MODE == "console-ctrl-c" and Console.calls == 30:
+        if MODE in ("console-ctrl-c", "prod-interrupt", "prod-maintenance") and Console.calls == 30:
+            self.maintenance = MODE == "prod-maintenance"
             raise KeyboardInterrupt
 
 

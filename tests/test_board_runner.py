@@ -47,3 +47,12 @@ def test_ctrl_c_goes_safe_then_gives_the_repl(mode):
     assert out["last_written"][-2:] == [-1, 0]  # HAL safe(), then the safe outputs written
     assert out["outputs_after"] == 0 and out["resets"] == 0
     assert out["max_closed"] & 5 == 5  # the contactors had closed before
+
+
+@pytest.mark.parametrize("mode,resets", [("prod-interrupt", 1), ("prod-maintenance", 0)])
+def test_production_resets_unless_maintenance(mode, resets):
+    # production mode: an interrupt that is not the authenticated `repl`
+    # ends in the safe state and a reset, never the REPL; `repl` gives it
+    out = run(mode)
+    assert out["last_written"][-2:] == [-1, 0] and out["outputs_after"] == 0
+    assert out["resets"] == resets, out

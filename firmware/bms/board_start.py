@@ -82,6 +82,9 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
     runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, services)
     for s in services:
         s.loop = runner  # its overrun count goes out with the telemetry
+    if console.root is not None:
+        import micropython
+        micropython.kbd_intr(-1)  # production: Ctrl-C is a byte for the console, no KeyboardInterrupt
     runner.run(max_ticks)
     return runner
 
@@ -107,7 +110,21 @@ def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, res
         from bms.stdio_port import StdioPort
         port = StdioPort()
     console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
+    if board.get("mode", "bench") != "bench":
+        # production (or a mode nobody checked: locked, not open)
+        console.root = root
+        port.ctrl_c_stops = False
     services, warnings = _services(board, app, console)
+    mode = board.get("mode", "bench")
+    if mode not in ("bench", "production"):
+        warnings.append("mode: %r is neither bench nor production: running locked (production)" % (mode,))
+    if console.root is not None:
+        from bms.auth import load_key
+        if load_key(root) is None:
+            warnings.append("production mode: no valid key.bin: changing commands stay locked (reflash with the key)")
+        load_key = None
+        from bms.config import drop
+        drop(("bms.auth", "bms.hmac256"))
     boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
                 "config": source, "warnings": store.warnings + warnings, "restored_faults": restored})
     return app, keeper, console, services
@@ -155,6 +172,21 @@ def run_virtual(board, cfg, raw, store, source, root):
             from chips.can_sim import SimCan
             services = (SimCan(app, os.getenv("BMS_CAN"), os.getenv("BMS_CAN_OUT"), True),) + services
         hal.hello(hello(cfg))
-        sim_loop(app, hal, keeper, console, services)
+        if console.root is None:
+            sim_loop(app, hal, keeper, console, services)
+            return
+        import micropython
+        micropython.kbd_intr(-1)
+        try:
+            sim_loop(app, hal, keeper, console, services)
+        finally:
+            if not console.maintenance:
+                # production: whatever ended the loop (an exception, the
+                # plant gone), outputs are safe (sim_loop) and the board
+                # resets: never an open REPL
+                stream.close()
+                import machine
+                machine.reset()
+            micropython.kbd_intr(3)
     finally:
         stream.close()

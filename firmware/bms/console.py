@@ -14,6 +14,11 @@
 #   flood cannot hold up the next tick, and only a valid command changes
 #   anything. Ctrl-C (0x03) raises KeyboardInterrupt, as on a board whose
 #   USB stack turns it into one; the main loop then makes the outputs safe.
+# - Production mode (board.json "mode": "production", `root` set): Ctrl-C is
+#   an ordinary byte (the firmware runs with micropython.kbd_intr(-1)) and
+#   spoils its line; only the commands in OPEN (and config get, grid
+#   status) run without a session; every other one needs `auth` first
+#   (bms/auth.py) or, from MQTT, a valid MAC (execute(..., authed=True)).
 # The commands a running pack needs at any moment (status, cells, faults,
 # version, clear) and the telemetry are resident; the rarely used ones
 # (help, config, log, telemetry, grid) are in bms/console_cmds.py and
@@ -31,6 +36,9 @@ CTRL_C = const(3)
 # commands in bms/console_cmds.py (config: bms/console_config.py), loaded
 # when one of them is called
 RARE = ("help", "config", "log", "telemetry", "grid")
+LOCK = ("auth", "logout", "key", "repl")  # bms/auth.py
+# what a production board runs without a session: reads, and the handshake
+OPEN = ("status", "cells", "faults", "log", "telemetry", "version", "help", "auth", "logout")
 CONTACTOR = ("open", "precharge", "closing", "closed", "locked")
 class CommandError(Exception):
     pass
@@ -59,6 +67,16 @@ class Console:
         self.lines = 0  # command lines handled
         self.tl_seq = 0  # telemetry lines sent
         self.errors = 0  # lines answered with ERR
+        # production lock (bms/auth.py); root None: bench mode, nothing locked
+        self.root = None
+        self.challenge = None
+        self.challenge_t = 0
+        self.session_end = None
+        self.session_nonce = None
+        self.auth_fails = 0
+        self.auth_retry = None
+        self.maintenance = False  # `repl` asked for the REPL: the runner does not reset
+        self.mqtt_ctr = None
 
     # -- input ------------------------------------------------------------
     def service(self, now_ms):
@@ -80,7 +98,7 @@ class Console:
             if self.n or self.spoilt or self.overflow:
                 self._end_line(now_ms)
             return
-        if b == CTRL_C:
+        if b == CTRL_C and self.root is None:
             self.n = 0
             raise KeyboardInterrupt
         if b == 8 or b == 127:  # backspace, for people typing in a terminal
@@ -115,21 +133,35 @@ class Console:
         if not words:
             return
         cmd = words[0].lower()
-        err = self.execute(text, now_ms)
+        err = self.execute(text, now_ms, None, self.session(now_ms))
         if err is not None:
             self._err(cmd, err)
             return
         self.port.write("OK " + cmd + "\n")
 
-    def execute(self, text, now_ms, port=None):
+    def session(self, now_ms):
+        """True while an authenticated console session is open."""
+        if self.session_end is None:
+            return False
+        if time.ticks_diff(self.session_end, now_ms) > 0:
+            return True
+        self.session_end = None  # expired
+        self.session_nonce = None
+        return False
+
+    def execute(self, text, now_ms, port=None, authed=False):
         """The one command path: the serial line and every service between
         ticks (MQTT) run their commands here, with the same validation.
         Reply lines go to `port` (write(str)), by default the serial line.
+        authed: the caller has authenticated the command (a console session,
+        an MQTT MAC); in production mode only reads run without it.
         Returns None when the command succeeded, else the reason."""
         words = text.split()
         if not words:
             return "empty command"
         cmd = words[0].lower()
+        if self.root is not None and not authed and not _open(cmd, words):
+            return "locked (production mode): open a session first (auth)"
         saved = self.port
         if port is not None:
             self.port = port
@@ -154,11 +186,11 @@ class Console:
         f = getattr(self, "cmd_" + cmd, None) if cmd.isalpha() else None
         if f is not None:
             f(args, now_ms)
-        elif cmd in RARE:
-            # loaded for this command only (bms/console_cmds.py, bms/console_config.py)
+        elif cmd in RARE or cmd in LOCK:
+            # loaded for this command only (bms/console_cmds.py, bms/console_config.py, bms/auth.py)
             import sys
             from bms.config import drop
-            mod = "bms.console_config" if cmd == "config" else "bms.console_cmds"
+            mod = "bms.console_config" if cmd == "config" else "bms.auth" if cmd in LOCK else "bms.console_cmds"
             loaded = [mod] if mod not in sys.modules else []
             try:
                 f = getattr(__import__(mod, None, None, ("x",)), "cmd_" + cmd)
@@ -251,6 +283,13 @@ class Console:
         if hasattr(st, "grid_active"):
             w(',"grid":%d,"grid_w":%d,"grid_wh_total":%d' % (st.grid_active, st.grid_power_w, st.grid_wh_total))
         w("}\n")
+
+
+def _open(cmd, words):
+    if cmd in OPEN:
+        return True
+    sub = words[1] if len(words) > 1 else ""
+    return (cmd == "config" and sub == "get") or (cmd == "grid" and sub == "status" and len(words) == 2)
 
 
 def _parse(text):

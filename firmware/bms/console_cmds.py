@@ -24,6 +24,10 @@ HELP = (
     "grid start WATTS MINUTES  start a grid-support discharge event",
     "grid cancel               end the grid-support event now",
     "grid status               the grid-support state",
+    "auth [RESPONSE]           production mode: challenge, then open a session (bmsctl does it)",
+    "logout                    end the session",
+    "key rotate SEALED MAC     production mode: replace the key (bmsctl key rotate)",
+    "repl                      maintenance: outputs safe, then the REPL (production: in a session)",
 )
 # State.grid_reason (bms/state.py GRID_*)
 GRID_REASONS = ("none", "ended at its deadline", "ended at the reserve", "cancelled", "refused or ended: contactors open, discharge blocked or a fault",

@@ -25,6 +25,12 @@
 # each carries ts (unix seconds) and optionally ttl (s) and id, and is
 # refused once ts + ttl has passed, so a delayed or stale retained command
 # is never executed late.
+# Production mode (board.json "mode": "production"): a command is
+# {"cmd": "<the command JSON, with ts, ttl and a counter ctr>", "mac": "<hex>"}
+# with MAC = HMAC-SHA256(pack key, "bms-mqtt|" + name + "|" + cmd) (bms/auth.py,
+# host_tools/auth.py sign_mqtt); ctr must be above the last accepted one, so
+# a captured command is refused even within its ttl and after a reboot.
+# Broker credentials alone change nothing; the telemetry stays open.
 import json
 import time
 from micropython import const
@@ -401,6 +407,11 @@ class MqttService:
                 reason = "invalid JSON"
             if reason is None and not isinstance(msg, dict):
                 reason = "expected a JSON object"
+            ctr = None
+            if reason is None and self.console.root is not None:
+                msg, reason = self._signed(name, msg, now_ms)
+                if msg is not None:
+                    ctr = msg.pop("_ctr")
             if reason is None:
                 cid = msg.get("id")
                 if cid is not None and (not isinstance(cid, str) or len(cid) > 40):
@@ -429,8 +440,10 @@ class MqttService:
         out = None
         ran = reason is None
         if ran:
+            if ctr is not None:
+                self._counter_used(ctr)
             out = _Collect()
-            reason = self.console.execute(line, now_ms, out)
+            reason = self.console.execute(line, now_ms, out, ctr is not None)
         st = self.app.state
         st.event(now_ms, EV_REMOTE_CMD, idx if idx >= 0 else 0xFFFF, 1 if reason is None else 0)
         if reason is None:
@@ -439,6 +452,29 @@ class MqttService:
             self.refused += 1
         self._result(cid, name[:40], reason, out.lines if out is not None else None)
         return ran
+
+    def _signed(self, name, msg, now_ms):
+        # the check is in bms/auth.py, loaded for it and dropped after
+        import sys
+        from bms.config import drop
+        loaded = [] if "bms.auth" in sys.modules else ["bms.auth"]
+        try:
+            from bms.auth import mqtt_open
+            return mqtt_open(self.console, name, msg, now_ms)
+        finally:
+            mqtt_open = None
+            drop(loaded)
+
+    def _counter_used(self, ctr):
+        import sys
+        from bms.config import drop
+        loaded = [] if "bms.auth" in sys.modules else ["bms.auth"]
+        try:
+            from bms.auth import mqtt_accept
+            mqtt_accept(self.console, ctr)
+        finally:
+            mqtt_accept = None
+            drop(loaded)
 
     def _fresh(self, msg, spec, now_ms):
         for k in msg:

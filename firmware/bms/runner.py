@@ -2,7 +2,9 @@
 # after a healthy tick, the serial console served between ticks, garbage
 # collection at one fixed point of the cycle, and any escape ending in the
 # safe state: Ctrl-C then gives the REPL (outputs already safe), any other
-# exception resets the board rather than leave it sitting in a REPL.
+# exception resets the board rather than leave it sitting in a REPL. In
+# production mode (console.root set) Ctrl-C is off (kbd_intr(-1)) and only
+# the authenticated `repl` command leaves for the REPL; anything else resets.
 #
 # Hardware is passed in: `clock` offers ticks_ms/ticks_add/ticks_diff/
 # sleep_ms (the `time` module on a board), `wdt` has feed() (machine.WDT),
@@ -58,6 +60,12 @@ class BoardRunner:
             app.safe(now)  # outputs first
             app.hal.write(app.state)
             self.stopped_by = e
-            if self.reset is not None and not isinstance(e, KeyboardInterrupt):
+            con = self.console
+            locked = getattr(con, "root", None) is not None
+            repl = isinstance(e, KeyboardInterrupt) and (not locked or con.maintenance)
+            if self.reset is not None and not repl:
                 self.reset()
+            if locked:
+                import micropython
+                micropython.kbd_intr(3)  # maintenance: the REPL takes Ctrl-C again
             raise

@@ -26,7 +26,14 @@ EV_GRID_END = const(10)  # arg: GRID_* reason, value: energy of the event (mWh)
 EV_GRID_REJECT = const(11)  # arg: GRID_* reason, value: power asked (W)
 EV_SOC_DISTRUST = const(12)  # restored SOC outside the cells' band; arg: 1 above, 2 below; value: that SOC
 EV_REMOTE_CMD = const(13)  # a command from the network (MQTT); arg: REMOTE_* command, value: 1 done, 0 refused
+EV_AUTH = const(14)  # production lock (bms/auth.py); arg: AUTH_* kind, value: failed attempts in a row
 EVENTS = const(64)
+
+# Production-lock event kinds (EV_AUTH arg).
+AUTH_FAIL = const(0)  # a wrong response, a refused MQTT command MAC or counter
+AUTH_OPEN = const(1)  # a console session opened
+AUTH_ROTATED = const(2)  # the key was replaced
+AUTH_MAINTENANCE = const(3)  # left the firmware for the REPL (maintenance)
 
 # SOC synchronisation kinds (EV_SOC_SYNC arg, State.soc_sync).
 SYNC_FULL = const(1)

@@ -13,6 +13,7 @@ class StdioPort:
         self.one = bytearray(1)
         self.closed = False  # the host end went away (EOF): stop reading
         self.write_errors = 0
+        self.ctrl_c_stops = True  # production mode: 0x03 is an ordinary byte (kbd_intr(-1))
 
     def read_into(self, buf, n):
         if self.closed:
@@ -32,7 +33,7 @@ class StdioPort:
                 break
             buf[got] = one[0]
             got += 1
-            if one[0] == 3:
+            if one[0] == 3 and self.ctrl_c_stops:
                 break  # Ctrl-C: what follows it is for the REPL, leave it unread
         return got
 

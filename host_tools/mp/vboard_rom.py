@@ -14,11 +14,20 @@
 #   resets; raw-paste mode (Ctrl-E 'A' Ctrl-A) with flow control.
 # A soft reset prints "MPY: soft reboot" and exits with EXIT_SOFT_FRIENDLY or
 # EXIT_SOFT_RAW; the host restarts a fresh process, as a board restarts its
-# interpreter, in the REPL mode the reset was made from.
+# interpreter, in the REPL mode the reset was made from. machine.reset() is
+# a hard reset: the process exits with EXIT_HARD_RESET and the host starts
+# it afresh from power-up (main.py runs), whatever code was running.
+# Ctrl-C while main.py runs: the ROM does not read the serial line then, the
+# firmware's console does (bms/console.py) and raises KeyboardInterrupt for
+# 0x03 unless the firmware turned that off with micropython.kbd_intr(-1)
+# (production mode), as on a board: with kbd_intr(-1) the port's USB/UART
+# driver passes 0x03 on as an ordinary byte, and Ctrl-A (raw REPL) is
+# only seen by pyexec once main.py has returned.
 import sys
 
 EXIT_SOFT_FRIENDLY = 3
 EXIT_SOFT_RAW = 4
+EXIT_HARD_RESET = 5
 BANNER = "MicroPython v%d.%d.%d on virtual-board; BMS virtual board with unix port" % sys.implementation.version[:3]
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 PASTE_WINDOW = 128
@@ -76,11 +85,31 @@ class SoftReset(Exception):
     pass
 
 
+class HardReset(BaseException):
+    """machine.reset(): nothing may catch it on the way out (it is not an
+    Exception), as nothing runs after the chip resets."""
+
+
+class BoardMachine:
+    """The unix port's machine module plus reset(), as on a board."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def reset(self):
+        raise HardReset
+
+
 def execute(src, g, kind):
     """Compiles and runs like parse_compile_execute with PRINT_EOF."""
     try:
         exec(compile(src, "<stdin>", kind), g)
         out(b"\x04")
+    except HardReset:
+        raise
     except SystemExit:
         out(b"\x04\x04")
         raise SoftReset
@@ -223,6 +252,8 @@ def _run_single(src, g):
         return
     try:
         exec(code, g)
+    except HardReset:
+        raise
     except SystemExit:
         raise SoftReset
     except BaseException as e:  # noqa: shown to the user, as a board does
@@ -257,6 +288,8 @@ def run_main(g):
     g["__file__"] = "main.py"
     try:
         exec(compile(src, "main.py", "exec"), g)
+    except HardReset:
+        raise
     except KeyboardInterrupt:
         out(b"\r\nKeyboardInterrupt\r\n")
     except SystemExit:
@@ -268,6 +301,8 @@ def run_main(g):
 def main():
     import os
     sys.modules["os"] = BoardOs(os)
+    import machine
+    sys.modules["machine"] = BoardMachine(machine)
     raw = "--raw" in sys.argv
     if "." not in sys.path:
         sys.path.insert(0, ".")
@@ -287,6 +322,8 @@ def main():
     except SoftReset:
         out(b"MPY: soft reboot\r\n")
         sys.exit(EXIT_SOFT_RAW if raw else EXIT_SOFT_FRIENDLY)
+    except HardReset:
+        sys.exit(EXIT_HARD_RESET)
     except EOFError:
         sys.exit(0)
 
