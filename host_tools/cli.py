@@ -128,7 +128,7 @@ def cmd_campaign(args) -> int:
     from host_tools import campaign
 
     return campaign.main(args.repeats, args.nominal, Path(args.csv), args.jobs, args.seed,
-                         args.estimate, args.intermittent, args.envelope)
+                         args.estimate, args.intermittent, args.envelope, args.scheduler)
 
 
 def cmd_log(args) -> int:
@@ -290,7 +290,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=9, help="times the whole fault matrix runs (250 injections each)")
     p.add_argument("--nominal", type=int, default=50, help="runs with random healthy profiles and no fault")
     p.add_argument("--csv", default="out/campaign.csv", help="write every run here")
-    p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the number of cores)")
+    p.add_argument("--jobs", type=int, default=None, help="workers of the local Dask cluster (default: the number of cores)")
+    p.add_argument("--scheduler", help="a running Dask scheduler (tcp://HOST:8786) instead of a local cluster")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--estimate", type=int, default=0, help="estimate-error runs (wrong saved SOC/capacity, current sensor error, grid event)")
     p.add_argument("--intermittent", type=int, default=0, help="times the intermittent-fault matrix runs (179 injections each)")
