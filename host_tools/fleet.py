@@ -360,7 +360,7 @@ def main(fl: Fleet, out_dir: Path, workers: int | None = None, scheduler: str | 
             print(f"{k * interval_s / 3600:>8.2f}h {req[k] / 1000:>13.2f} {dl[k] / 1000:>13.2f}")
     print(f"{'event':<6} {'start h':>7} {'dur h':>5} {'notice h':>8} {'target kW':>9} {'asked kWh':>9} {'delivered kWh':>13} {'served':>6} {'opted out':>9}")
     outs_by = {o.index: o for o in outs}
-    optouts = []
+    optouts, ev_rows = [], []
     for ei, ev in enumerate(fl.events):
         asked = sum(w * d for shares in plan.values() for e, _, w, d in shares if e == ei) / 3600 / 1000
         got = 0.0
@@ -378,11 +378,20 @@ def main(fl: Fleet, out_dir: Path, workers: int | None = None, scheduler: str | 
             else:
                 n_in += 1
         print(f"{ei:<6} {ev.at_h:>7.2f} {ev.duration_h:>5.2f} {ev.notice_h:>8.2f} {ev.power_kw:>9.1f} {asked:>9.1f} {got:>13.1f} {n_in:>6} {n_out:>9}")
+        ev_rows.append([ei, ev.at_h, ev.duration_h, ev.notice_h, ev.power_kw, f"{asked:.3f}", f"{got:.3f}", n_in, n_out])
     for ei, h, why in optouts:
         tags = [t for t in (h.fault and f"fault {h.fault} at {h.fault_at_h} h",
                             h.soc_error and f"saved SOC off by {h.soc_error * 100:+.0f} %") if t]
         print(f"  event {ei}: pack {h.index} ({h.capacity_ah:g} Ah, reserve {h.reserve_cpct / 100:g} %"
               f"{', ' + ', '.join(tags) if tags else ''}): {why}")
+    with open(out_dir / "fleet_events.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["event", "start_h", "duration_h", "notice_h", "target_kw", "asked_kwh", "delivered_kwh", "served", "opted_out"])
+        w.writerows(ev_rows)
+    with open(out_dir / "fleet_optouts.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["event", "pack", "why"])
+        w.writerows([ei, h.index, why] for ei, h, why in optouts)
     viol = {o.index: o.reserve_violations for o in outs}
     print(f"reserve violations on the plants' true SOC: {sum(viol.values())} "
           f"(packs with any: {[i for i, v in viol.items() if v] or 'none'})")
