@@ -10,7 +10,8 @@ fault during the day.
 The aggregator dispatches the fleet's grid events as a VPP operator would:
 each event has a fleet power target, a notice and a duration; at the notice
 it shares the target among the packs pro rata to their rated energy (a
-pack's share capped at its firmware's grid_max_power_w) and each pack gets
+pack's share capped at its firmware's grid_max_power_w and
+grid_max_duration_s) and each pack gets
 `grid start W S` at the event's start. The aggregator plans open loop: it
 does not re-dispatch during an event the power a pack fails to give (the
 packs run independently, on different workers). The firmware alone decides
@@ -79,6 +80,7 @@ class Household:
     soc_error: float  # saved SOC - true SOC
     reserve_cpct: int
     max_power_w: int
+    max_duration_s: int  # the owner's grid_max_duration_s
     solar_peak_c: float
     load_day_c: float
     load_night_c: float
@@ -185,6 +187,7 @@ def households(fl: Fleet) -> list[Household]:
             initial_soc=soc, soc_error=err,
             reserve_cpct=rng.choice((2000, 2500, 3000, 4000)),
             max_power_w=rng.choice((3000, 5000, 7600)),
+            max_duration_s=rng.choice((14400, 18000)),
             solar_peak_c=round(rng.uniform(0.0, 0.4), 3), load_day_c=round(rng.uniform(0.01, 0.06), 3),
             load_night_c=round(rng.uniform(0.02, 0.08), 3),
             fault=fault, fault_at_h=round(rng.uniform(0.2, max(0.3, fl.hours * 0.8)), 2)))
@@ -212,14 +215,16 @@ def seed_events(fl: Fleet) -> list[Event]:
 
 def dispatch(fl: Fleet, houses: list[Household]) -> dict[int, list]:
     """Each pack's share of each event: pro rata to rated energy, capped at
-    the pack's grid_max_power_w (what the aggregator's enrolment knows)."""
+    the pack's grid_max_power_w and grid_max_duration_s (what the
+    aggregator's enrolment knows)."""
     total_wh = sum(h.capacity_ah * NOMINAL_V for h in houses)
     plan: dict[int, list] = {h.index: [] for h in houses}
     for ei, ev in enumerate(fl.events):
         for h in houses:
             w = min(h.max_power_w, ev.power_kw * 1000 * h.capacity_ah * NOMINAL_V / total_wh)
             if w >= 1:
-                plan[h.index].append((ei, ev.at_h * 3600, int(round(w)), int(round(ev.duration_h * 3600))))
+                plan[h.index].append((ei, ev.at_h * 3600, int(round(w)),
+                                      min(h.max_duration_s, int(round(ev.duration_h * 3600)))))
     return plan
 
 
@@ -247,7 +252,7 @@ def scenario(job: PackJob) -> S.Scenario:
         "thermal": {"ambient": "25 degC"},
         # the firmware is set for the rated capacity: ageing is unknown to it
         "firmware": {"capacity_mah": int(h.capacity_ah * 1000), "grid_reserve_cpct": h.reserve_cpct,
-                     "grid_max_power_w": h.max_power_w,
+                     "grid_max_power_w": h.max_power_w, "grid_max_duration_s": h.max_duration_s,
                      # at 1 s ticks, 3 s of identical scans is noise repeating by chance (soc_week.toml)
                      "faults": {"STUCK_READING": [10000, 0, 5000, 0]}},
         "profile": [{"step": "household", "duration": f"{job.hours * 3600:.0f} s", "cv_voltage": "3.55 V",
