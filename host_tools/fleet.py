@@ -175,7 +175,7 @@ def households(fl: Fleet) -> list[Household]:
     rng = random.Random(fl.seed)
     out = []
     for i in range(fl.packs):
-        cap = rng.choice((50.0, 100.0, 100.0, 150.0, 200.0))
+        cap = rng.choice((50.0, 80.0, 100.0, 120.0, 150.0))
         fault = rng.choice(FAULT_KINDS) if rng.random() < fl.fault_share else ""
         wrong = rng.random() < fl.wrong_soc_share
         soc = round(rng.uniform(0.35, 0.9), 3)
