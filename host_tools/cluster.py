@@ -39,7 +39,7 @@ def client(scheduler: str | None = None, workers: int | None = None):
                 yield c
             return
         n = workers or os.cpu_count() or 1
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=40) as cluster, Client(cluster) as c:
             yield c
 

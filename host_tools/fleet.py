@@ -200,13 +200,17 @@ def seed_events(fl: Fleet) -> list[Event]:
     rng = random.Random(fl.seed ^ 0x5EED)
     houses = households(fl)
     fleet_kw = sum(min(h.max_power_w, h.capacity_ah * NOMINAL_V * 0.5) for h in houses) / 1000
+    fleet_kwh = sum(h.capacity_ah * NOMINAL_V for h in houses) / 1000
     evs, t = [], min(1.0, fl.hours * 0.1)
     while True:
         dur = min(rng.choice((1.0, 2.0, 3.0, 4.0, 5.0)), fl.hours - t)
         if dur < 0.25:
             break
         notice = min(rng.choice((4.0, 1.0, 0.25, 0.0)), t)
-        evs.append(Event(round(t, 2), round(dur, 2), notice, round(fleet_kw * rng.uniform(0.3, 0.7), 1)))
+        # an operator asks no more than about a third of the fleet's rated
+        # energy over the event (what sits above typical reserves)
+        kw = min(fleet_kw * rng.uniform(0.3, 0.7), fleet_kwh / 3 / dur)
+        evs.append(Event(round(t, 2), round(dur, 2), notice, round(kw, 1)))
         t += dur + rng.uniform(2.0, 8.0)
         if t >= fl.hours:
             break
@@ -384,7 +388,15 @@ def main(fl: Fleet, out_dir: Path, workers: int | None = None, scheduler: str | 
                 n_in += 1
         print(f"{ei:<6} {ev.at_h:>7.2f} {ev.duration_h:>5.2f} {ev.notice_h:>8.2f} {ev.power_kw:>9.1f} {asked:>9.1f} {got:>13.1f} {n_in:>6} {n_out:>9}")
         ev_rows.append([ei, ev.at_h, ev.duration_h, ev.notice_h, ev.power_kw, f"{asked:.3f}", f"{got:.3f}", n_in, n_out])
-    for ei, h, why in optouts:
+    for ei in range(len(fl.events)):
+        reasons: dict = {}
+        for e, _, why in optouts:
+            if e == ei:
+                key = why.split(" after ")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+        if reasons:
+            print(f"  event {ei} opt-outs by reason: " + ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())))
+    for ei, h, why in (optouts if fl.packs <= 12 else []):
         tags = [t for t in (h.fault and f"fault {h.fault} at {h.fault_at_h} h",
                             h.soc_error and f"saved SOC off by {h.soc_error * 100:+.0f} %") if t]
         print(f"  event {ei}: pack {h.index} ({h.capacity_ah:g} Ah, reserve {h.reserve_cpct / 100:g} %"
