@@ -30,9 +30,11 @@ def client(scheduler: str | None = None, workers: int | None = None):
     import dask
     from distributed import Client, LocalCluster
 
-    # a run is seconds to minutes of one core: no work stealing mid-run,
-    # and a worker that died twice under a run is the run's fault
+    # A worker holds only the run it is running (saturation 1.0 on one
+    # thread): a worker that dies then takes no queued runs' retry counts
+    # with it. After 2 deaths under one run, the run is the cause: lost.
     with dask.config.set({"distributed.scheduler.allowed-failures": 2,
+                          "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.daemon": False}):
         if scheduler:
             with Client(scheduler) as c:
