@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 OUT ?= out
 
-.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean mosquitto
+.PHONY: setup sim test bench campaign powercut afe soak boots clean distclean mosquitto setup32 replay32 soak32 physics physics-traces
 
 setup: $(STAMP)
 
@@ -41,11 +41,12 @@ $(STAMP): requirements.txt requirements-micropython.txt requirements-mplib.txt c
 sim: setup
 	$(BIN)/bmsctl sim scenarios/default.toml --plot $(OUT)/default.png
 
-test: setup
+test: setup setup32
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS) tests
 
-bench: setup
+bench: setup setup32
 	$(BIN)/bmsctl bench
+	$(BIN)/python -m host_tools.mp32.bench
 
 # The full fault-injection campaign (>= 2,000 injections, 50 nominal runs),
 # then 540 estimate-error runs, 537 intermittent injections and 224 nominal
@@ -71,6 +72,7 @@ soak: setup
 	$(BIN)/bmsctl sim scenarios/soc_week.toml --plot $(OUT)/soc_week.png
 	$(BIN)/bmsctl sim scenarios/soc_week_sigma.toml
 	$(BIN)/bmsctl sim scenarios/soc_week.toml --tick "100 ms" --plot $(OUT)/soc_week_100ms.png
+	$(MAKE) soak32
 
 # 1,000 boots of the board runner on the chip and pin models (random chip
 # states, faults at power-up, reset causes, state records); `make test`
@@ -79,12 +81,50 @@ boots: setup
 	@mkdir -p $(OUT)
 	"$(MICROPYTHON)" host_tools/mp/boots.py firmware host_tools/mp board_configs $(OUT)/boots 1000 1 | tail -1 | $(BIN)/python -m json.tool
 
+# Electrochemical-model (PyBaMM) cell traces for the SOC check: its own
+# venv .venv-physics (requirements-physics.txt, all pinned), so the main
+# .venv stays light; the traces are committed (tests/physics_traces).
+physics-traces:
+	@test -x .venv-physics/bin/python || $(PYTHON) -m venv .venv-physics
+	.venv-physics/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-physics.txt
+	.venv-physics/bin/python host_tools/physics_gen.py
+
+# The firmware's SOC against every committed trace (tune and holdout).
+physics: setup
+	$(BIN)/python -m host_tools.trace_check
+
 clean:
 	rm -rf $(OUT) .pytest_cache build
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info host_tools.egg-info
+	rm -rf $(VENV) .venv-physics *.egg-info host_tools.egg-info node_modules
+
+# The official 32-bit MicroPython (WebAssembly port, npm package pinned in
+# package.json + package-lock.json) under Node.js, for the 31-bit integer,
+# clock-wrap and memory proofs (host_tools/mp32/).
+NODE_STAMP := node_modules/.setup-done
+setup32: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "The 32-bit MicroPython runs under Node.js: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@node host_tools/mp32/run.mjs --heap 65536 host_tools/mp32/hello32.py
+	@touch $@
+
+# Every make-test scenario replayed whole on 32 bits (make test replays
+# the first 3,000 ticks of each): actuator frames byte-identical.
+replay32: setup setup32
+	$(BIN)/python -m host_tools.mp32.replay scenarios/default.toml scenarios/charger_no_stop.toml scenarios/grid_reserve.toml scenarios/thermal_cooling_loss.toml scenarios/wrap32_precharge.toml scenarios/wrap32_grid.toml
+
+# The month on the 32-bit MicroPython (scenarios/soak32_month.toml: 30 days
+# at 1 s ticks, grid events, clock from 1 min before the ticks wrap,
+# persistence on; ~1 h here: ~13 min recording on the unix port, ~45 min on
+# 32 bits). `make test` runs its first 0.2 day (tests/test_mp32_soak.py).
+soak32: setup setup32
+	$(BIN)/python -m host_tools.mp32.soak
+
 
 # The closed loop over the inverter CAN (the plant's inverter takes its
 # limits from the Victron profile's frames off the MCP2515 model): the

@@ -162,6 +162,36 @@ for _p in %r:
 print(json.dumps(_o))
 """
 
+# Is the firmware frozen into the board's image? Frozen modules are found
+# through the ".frozen" entry of sys.path (MicroPython 1.20+): import bms
+# from there alone.
+FROZEN_SCRIPT = """
+import sys
+_p = sys.path[:]
+_m = sys.modules.pop('bms', None)
+sys.path[:] = ['.frozen']
+try:
+    import bms
+    print('{"frozen": "%s"}' % bms.VERSION)
+except ImportError:
+    print('{"frozen": null}')
+finally:
+    sys.path[:] = _p
+    sys.modules.pop('bms', None)
+    if _m is not None:
+        sys.modules['bms'] = _m
+"""
+
+
+def frozen_version(port: str) -> str | None:
+    """The firmware version frozen into the board's image, or None."""
+    out = mpremote(port, "exec", FROZEN_SCRIPT)
+    try:
+        return json.loads(out.strip().splitlines()[-1])["frozen"]
+    except (ValueError, IndexError, KeyError):
+        raise FlashError("cannot tell whether the firmware is frozen on the board: " + out.strip()[-300:]) from None
+
+
 PREPARE_SCRIPT = """
 import os
 def _rm(d, keep):
@@ -205,9 +235,18 @@ def flash(board_path: Path, config_path: Path, port: str, log=print, boot_timeou
         raise FlashError(f"{board_path}: mcu: {mcu!r} has no mpy-cross architecture (known: {', '.join(ARCH)})")
     arch = ARCH[mcu]
     version = firmware_version()
+    frozen = frozen_version(port)
     with tempfile.TemporaryDirectory(prefix="bmsflash-") as tmp:
         stage = Path(tmp)
-        files = build(arch, stage)
+        if frozen is None:
+            files = build(arch, stage)
+        else:
+            # The image carries the firmware (firmware/manifest.py): only the
+            # configuration goes to the filesystem, and any bms/ files there
+            # go (they would shadow the frozen ones).
+            log(f"flash: firmware {frozen} is frozen into the board's image: copying the configuration only")
+            files = []
+            version = frozen
         if "mqtt" in board:
             files += build_lib(arch, stage)  # the board config enables MQTT: the client goes to lib/
         (stage / "board.json").write_text(json.dumps(board, indent=1))

@@ -72,6 +72,7 @@ class FirmwareLink:
         self.afe = afe  # None: the sim HAL; else a front end's chip model (AFE_BOARDS)
         self.hello: dict = {}
         self.log = ""
+        self.recorder = None  # a list: (sensor frame, actuator frame) bytes of every tick (host_tools/mp32/replay.py)
 
     @classmethod
     def attach(cls, conn: socket.socket, hello: dict) -> "FirmwareLink":
@@ -81,6 +82,7 @@ class FirmwareLink:
         link.conn = conn
         link.hello = hello
         link._log_path = None
+        link.recorder = None
         link._setup(hello)
         return link
 
@@ -206,6 +208,8 @@ class FirmwareLink:
             got = -1
         if got != self.out_size:
             self._recv_rest(got)
+        if self.recorder is not None:
+            self.recorder.append((bytes(self._tx), bytes(self._rx)))
         f = self.act.unpack_from(self._rx)
         if f[0] != frames.ACT_MAGIC or f[3] != seq % frames.TICKS_PERIOD:
             raise FirmwareError(f"bad actuator frame for seq {seq}: magic {f[0]:#x}, seq {f[3]}")

@@ -85,6 +85,13 @@ class _Section:
             raise ScenarioError(f"{self._path(key)}: unknown value {v!r}; expected one of {', '.join(choices)}")
         return v
 
+    def boolean(self, key, default):
+        self.used.add(key)
+        v = self.data.get(key, default)
+        if not isinstance(v, bool):
+            raise ScenarioError(f"{self._path(key)}: expected true or false, got {v!r}")
+        return v
+
     def text(self, key, default=""):
         self.used.add(key)
         v = self.data.get(key, default)
@@ -124,6 +131,7 @@ class Pack:
     capacity_range: float = 0.0
     coulombic_efficiency: float = 1.0
     sense_resistance: float = 0.0
+    diffusion: bool = True  # the surface-SOC lag (plant.SURFACE_LAG); false: R0 + one RC only
 
 
 @dataclass
@@ -285,6 +293,9 @@ def parse(raw: dict, path: str = "<scenario>") -> Scenario:
         capacity_range=p.quantity("capacity_range", "fraction", "0 %", 0, 0.5),
         coulombic_efficiency=p.quantity("coulombic_efficiency", "fraction", "100 %", 0.9, 1.0),
         sense_resistance=p.quantity("sense_wire_resistance", "resistance", "0 ohm", 0, 100),
+        # the cells' surface-SOC lag under current (solid diffusion), fitted
+        # to electrochemical-model traces (host_tools/plant.py SURFACE_LAG)
+        diffusion=p.boolean("diffusion", True),
     )
     if pack.temps > pack.cells:
         raise ScenarioError(f"pack.temps: {pack.temps} sensors for {pack.cells} cells (at most one per cell)")

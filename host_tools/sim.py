@@ -71,6 +71,7 @@ class Simulation:
         self.can_cut_at_s = can_cut_at_s
         self.can_frames = can_frames  # keep the frames file here (default: a temporary one)
         self.inverter = None
+        self.recorder = None  # a list: every tick's (sensor, actuator) frames (host_tools/mp32/replay.py)
 
     def run(self) -> Result:
         # Lock-step ping-pong is fastest with both processes on one core: a
@@ -116,6 +117,7 @@ class Simulation:
         try:
             with FirmwareLink(self.config, self.kernels, self.firmware_dir, self.mp_args, reset, state_dir,
                               self.afe, extra) as link:
+                link.recorder = self.recorder
                 result = self._loop(link)
         finally:
             if tmp is not None:

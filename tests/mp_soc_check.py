@@ -67,7 +67,8 @@ def temps(st, dc):
 
 # 1. boot without a record: first guess from the OCV; then counting with the
 #    charge efficiency: 50 A for 1 h adds 49.9 Ah at 99.8 %.
-cfg, st = make(soc_cell_r_uohm=0)  # the table arithmetic below without an IR correction
+# the table arithmetic below without an IR correction or a surface-SOC lag
+cfg, st = make(soc_cell_r_uohm=0, soc_lag_fast_cpct_per_c=0, soc_diffusion_cpct_per_c=0)
 soc = Soc(cfg)
 temps(st, 250)
 set_cells(st, 3214)  # 30 % on the firmware's table
@@ -98,6 +99,30 @@ st.sig[S.CELL_MIN_MV] = 2800
 run(soc, st, 25)
 out["empty"] = {"counted": counted, "after": st.soc_cpct, "synced": events(st, EV_SOC_SYNC)[-1], "sync": st.soc_sync, "capacity": st.capacity_mah,
                 "cap_events": events(st, EV_CAPACITY)}
+
+# 3b. the same cut-off with the LFP preset's surface-SOC lag (675 + 1097
+#    0.01 % per C, 15 s and 314 s): after 1 h at 0.8C both lags have
+#    settled, the sync adds 0.8 x 1772 = 1417.6 -> 1417; the lag then decays
+#    at rest; a 10 ms tick and a 1 s tick settle to the same lag.
+lag = {}
+for tick_ms in (1000, 10):
+    cfg, st = make(soc_cell_r_uohm=0)
+    soc = Soc(cfg)
+    temps(st, 250)
+    set_cells(st, 3250)
+    set_current(st, 0)
+    run(soc, st, 1, dt=tick_ms)
+    set_current(st, -80000)
+    run(soc, st, 3600000 // tick_ms, dt=tick_ms, t0=tick_ms)
+    lag[tick_ms] = st.sig[S.SOC_LAG_CPCT]
+st.sig[S.CELL_MIN_MV] = 2800
+run(soc, st, 250, dt=10, t0=3601000)
+synced = events(st, EV_SOC_SYNC)[-1]
+set_cells(st, 3000)
+set_current(st, 0)
+run(soc, st, 15000, dt=10, t0=3610000)  # 150 s at rest
+rest150 = st.sig[S.SOC_LAG_CPCT]
+out["lag"] = {"lag_1s": lag[1000], "lag_10ms": lag[10], "synced": synced, "rest150": rest150}
 
 # 4. OCV at rest: on the plateau nothing changes; at the lower knee the
 #    SOC follows the OCV after soc_rest_ms (30 min) and 16 scans.
@@ -145,7 +170,8 @@ for ma, mv in ((999999, 3300), (-999999, 3250)):
     set_current(st, ma)
     for _ in range(72):
         run(soc, st, 100, 1000)
-        for v in (st.soc_q_mah, st.soc_q_rem, soc.acc_mah, soc.acc_rem, soc.e_rem, st.energy_in_wh, st.energy_out_wh):
+        for v in (st.soc_q_mah, st.soc_q_rem, soc.acc_mah, soc.acc_rem, soc.e_rem, st.energy_in_wh, st.energy_out_wh,
+                  soc.lag_u[0], soc.lag_u[1], soc.lag_rem[0], soc.lag_rem[1]):
             a = v if v >= 0 else -v
             if a > worst:
                 worst = a
@@ -269,4 +295,25 @@ except MemoryError:
 finally:
     micropython.heap_unlock()
 out["lock"] = {"error": err, "syncs": events(st, EV_SOC_SYNC)}
+
+# 9. the voltage floor re-arms only while charging: a cell that relaxes
+#    back above it at rest stays refused; 5 s of charge above it re-arms.
+cfg, st = make(grid_reserve_cpct=3000)
+grid = Grid(cfg)
+temps(st, 250)
+st.dt_ms = 100
+st.valid_scans = 1
+set_cells(st, 3150)  # below the reserve's OCV (3214 mV)
+set_current(st, -40000)
+run(grid, st, 60)  # 6 s below the floor
+tripped = st.grid_vlow
+set_cells(st, 3300)  # relaxed: 86 mV above it, for 10 min at rest
+set_current(st, 0)
+run(grid, st, 6000, t0=6000)
+relaxed = st.grid_vlow
+set_current(st, 20000)  # charging 0.2C
+run(grid, st, 49, t0=606000)
+early = st.grid_vlow
+run(grid, st, 2, t0=610900)
+out["vfloor_rearm"] = {"tripped": tripped, "relaxed": relaxed, "early": early, "charged": st.grid_vlow}
 print(json.dumps(out))

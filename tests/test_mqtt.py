@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -24,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from host_tools.broker import INSTALL_HINT, Mosquitto, mosquitto_binary
-from host_tools.firmware import FIRMWARE
-from host_tools.flash import build_lib, config_store_text
+from host_tools.flash import build, build_lib, config_store_text
 from host_tools.scenario import load
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
@@ -137,9 +135,11 @@ def rig(tmp_path_factory):
     broker = Mosquitto(tmp / "broker", {"bms": BMS_PASSWORD, "ha": "ha-secret-91c2"}).start()
     fs = tmp / "fs"
     fs.mkdir()
-    shutil.copytree(FIRMWARE / "bms", fs / "bms")
-    shutil.copy(FIRMWARE / "main.py", fs / "main.py")
-    build_lib("x64", fs)  # the client as `bmsctl flash` installs it: .mpy under lib/
+    # the firmware and the client as `bmsctl flash` installs them (.mpy):
+    # the modules a command loads on demand (config schema, rarely used
+    # console commands) load as bytecode, not compiled from source mid-cycle
+    build("x64", fs)
+    build_lib("x64", fs)
     sc = load(ROOT / "scenarios" / "board.toml")
     board = json.loads((ROOT / "board_configs" / "sim.json").read_text())
     board["mqtt"] = {"node": NODE, "broker": {"host": "127.0.0.1", "port": broker.port, "user": "bms",

@@ -30,7 +30,9 @@ def test_a_recorded_sim_run_replays_to_the_same_decisions(tmp_path):
     r = bmsctl("replay", str(rec), "--scenario", str(sc), "--decisions", str(d_rep))
     assert r.returncode == 0, r.stdout + r.stderr
     sim_rows, rep_rows = d_sim.read_text().splitlines(), d_rep.read_text().splitlines()
-    assert len(sim_rows) > 3000
+    # ~610 ticks: with the plant's surface-SOC lag a 0.5C charge from 95 %
+    # reaches the over-voltage rows within about a minute
+    assert len(sim_rows) > 500
     assert any("CELL_OV_CRIT" in row and ",open," in row for row in sim_rows), "the run decides nothing worth comparing"
     assert rep_rows == sim_rows
     assert "CELL_OV raised" in r.stdout and "contactors      0:00:00 precharge" in r.stdout

@@ -23,6 +23,8 @@ CASES = [
     ("wrong unit", variant('capacity = "100 Ah"', 'capacity = "100 V"'), "pack.capacity: expected a charge"),
     ("bare number", variant('capacity = "100 Ah"', "capacity = 100"), "pack.capacity: expected a quantity with its unit"),
     ("out of range", variant("cells = 16", "cells = 0"), "pack.cells: 0 is out of range"),
+    ("diffusion not a bool", variant("cells = 16", 'cells = 16\ndiffusion = "yes"'),
+     "pack.diffusion: expected true or false, got 'yes'"),
     ("out of range quantity", variant('ambient = "25 degC"', 'ambient = "500 degC"'), "thermal.ambient: '500 degC' is out of range"),
     ("unknown fault", GOOD + '\n[[fault]]\nkind = "gremlins"\nat = "1 s"\n', "fault[0].kind: unknown value 'gremlins'"),
     ("unknown field", variant("seed = 1", "seed = 1\nspeed = 3"), "speed: unknown field"),

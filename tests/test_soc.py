@@ -26,6 +26,18 @@ def test_counting_with_the_charge_efficiency(out):
     assert c["energy_in_wh"] == 514 * 500 // 100  # 51.424 V x 50 A x 1 h, counted in 0.1 V x 0.1 A steps
 
 
+def test_cut_off_adds_the_surface_soc_lag(out):
+    g = out["lag"]
+    # 1 h at 0.8C: both lags settled at -0.8 x (675 + 1097) = -1417.6 (0.01 %)
+    assert -1418 <= g["lag_1s"] <= -1417 and -1418 <= g["lag_10ms"] <= -1417
+    # the empty sync: the table's SOC of 2800 mV (319) plus the lag
+    table = 250 + (2800 - 2764) * 250 // (2893 - 2764)
+    assert g["synced"][0] == 2 and table + 1416 <= g["synced"][1] <= table + 1418
+    # 150 s at rest: the fast lag is gone (10 tau), the slow one at
+    # exp(-150/314) = 62 % of its 877.6
+    assert -560 <= g["rest150"] <= -530
+
+
 def test_end_of_charge_synchronises_to_100(out):
     f = out["full"]
     assert f["before"] < 10000  # 15 s of taper is not yet the end
@@ -84,6 +96,13 @@ def test_grid_event_ends_at_the_reserve_and_is_refused_below_it(out):
     assert r["active"] == 0 and r["reason"] == 2
     assert r["total_wh"] == 332
     assert "at or below the reserve 30.00 %" in out["grid_below"]
+
+
+def test_voltage_floor_rearms_only_while_charging(out):
+    r = out["vfloor_rearm"]
+    assert r["tripped"] == 1
+    assert r["relaxed"] == 1  # 10 min at rest 86 mV above the floor: still refused
+    assert r["early"] == 1 and r["charged"] == 0  # 5 s of charging above it re-arms
 
 
 def test_soc_tick_allocates_nothing(out):

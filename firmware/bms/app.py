@@ -93,16 +93,14 @@ class App:
         return self.grid.cancel(self.state, now_ms)
 
     def _command(self, st, now_ms):
-        # A host command (sim frame); a refused one is in the event record.
+        # A host command (sim frame) in the tick: a refused one is in the
+        # event record, and no words are built for it (nothing allocates).
         cmd = st.cmd
         st.cmd = 0
-        try:
-            if cmd == CMD_GRID_START:
-                self.grid.start(st, now_ms, st.cmd_a, st.cmd_b)
-            elif cmd == CMD_GRID_CANCEL:
-                self.grid.cancel(st, now_ms)
-        except ValueError:
-            pass
+        if cmd == CMD_GRID_START:
+            self.grid.begin(st, now_ms, st.cmd_a, st.cmd_b)
+        elif cmd == CMD_GRID_CANCEL:
+            self.grid.cancel(st, now_ms)
 
     def tick(self, now_ms):
         st = self.state

@@ -7,8 +7,17 @@
 # and the console are served between ticks. `machine`, the clock and the
 # console port can be handed in (tests run this on the chip models under
 # the unix port). The virtual board ("hal": "sim"): the same start-up with
-# the host plant as its front end, paced by the plant's frames.
+# the host plant as its front end, paced by the plant's frames
+# (bms/hal/sim.py). This module never imports bms.boot.
 import gc
+import sys
+import json
+
+
+def boot_line(obj):
+    # One JSON line on the console, so host tools (flash, monitor) see the
+    # running version and how the board started.
+    sys.stdout.write(json.dumps({"boot": obj}) + "\n")
 
 
 class _WithKeeper:
@@ -39,8 +48,6 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
         import time as clock
     from bms import VERSION
     from bms import kernels
-    from bms.boot import _boot_line
-    import sys
     from bms.config import drop
     # the board file's parser is boot-only: dropped once the HAL is built
     parser = "bms.board"
@@ -52,7 +59,7 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
     except BoardError as e:
         # Nothing was built, so no output was ever driven: the pins stay
         # inputs (contactor drivers off). Say why and stay in the REPL.
-        _boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
+        boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
         return None
     build_hal = BoardError = None
     if loaded:
@@ -69,7 +76,7 @@ def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=Non
         except CanConfigError as e:
             # the pack runs without the inverter link (protection does not
             # need it); the boot line says why
-            _boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
+            boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
     wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
     gc.collect()
     runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, services)
@@ -85,7 +92,6 @@ def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, res
     console on the serial port, and the boot line. Returns (app, keeper,
     console)."""
     from bms import VERSION
-    from bms.boot import _boot_line
     from bms.app import App
     from bms.config import Config
     from bms.console import Console
@@ -102,7 +108,7 @@ def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, res
         port = StdioPort()
     console = Console(app, port, raw, Config, store, log, cfg.telemetry_ms)
     services, warnings = _services(board, app, console)
-    _boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
+    boot_line({"version": VERSION, "board": board.get("board"), "hal": board["hal"], "reset_cause": reset_cause,
                 "config": source, "warnings": store.warnings + warnings, "restored_faults": restored})
     return app, keeper, console, services
 
@@ -129,11 +135,10 @@ def run_virtual(board, cfg, raw, store, source, root):
     import os
     from bms import VERSION
     from bms import kernels
-    from bms.boot import _boot_line, hello, sim_loop
-    from bms.hal.sim import SimHal, connect
+    from bms.hal.sim import SimHal, connect, hello, sim_loop
     link = os.getenv("BMS_SIM_LINK") or board.get("sim_link")
     if not link:
-        _boot_line({"version": VERSION, "board": board.get("board"), "error": "sim HAL: no plant address (BMS_SIM_LINK)"})
+        boot_line({"version": VERSION, "board": board.get("board"), "error": "sim HAL: no plant address (BMS_SIM_LINK)"})
         return
     host, port = link.rsplit(":", 1)
     stream = connect(host, int(port))

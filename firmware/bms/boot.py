@@ -1,9 +1,11 @@
-# Start-up: read the configuration, build the HAL and the app, run the loop.
+# Start-up. With arguments (the host simulation, unix port): parse them,
+# read the configuration, build the sim HAL and the app, run the loop
+# paced by the plant (bms/hal/sim.py). Without (a board, or the virtual
+# board): read board.json and the stored configuration, then hand over to
+# bms/board_start.py. Neither module imports the other's entry.
 import sys
 import json
 from bms import VERSION
-from bms import faults as F
-from bms import signals as S
 from bms.config import Config, ConfigError
 
 
@@ -52,7 +54,7 @@ def main(argv):
             print("CONFIG ERROR:", error)
             sys.exit(2)
         raise SystemExit("only the sim HAL is available under the unix port")
-    from bms.hal.sim import SimHal, open_link, send_hello
+    from bms.hal.sim import SimHal, open_link, send_hello, hello, sim_loop
     stream = open_link(opts["sim"])
     if error:
         # Report through the socket so the host can show it, then stop.
@@ -97,96 +99,6 @@ def main(argv):
     sim_loop(app, hal, keeper, None, (can,) if can is not None else ())
 
 
-class LoopStats:
-    """The virtual board's loop timing: a cycle (tick and everything served
-    after it) longer than the tick period is an overrun, as on a board."""
-
-    def __init__(self, period_ms):
-        self.period_us = period_ms * 1000
-        self.overruns = 0
-        self.max_us = 0  # the longest cycle
-        self.svc_max_us = 0  # the longest time in the services after the console (MQTT)
-        self.cycles = 0
-
-
-def sim_loop(app, hal, keeper=None, console=None, services=()):
-    """Ticks paced by the host plant's frames until it goes away; the
-    persistence step, the console and the other services (MQTT) between
-    ticks. Ctrl-C or the end of the link leave the outputs safe (and tell
-    the plant so)."""
-    import gc
-    import time
-    now = 0
-    loop = LoopStats(app.cfg.tick_ms)
-    for s in services:
-        s.loop = loop
-    try:
-        while hal.receive():
-            t0 = time.ticks_us()
-            now = hal.now_ms
-            app.tick(now)
-            if keeper is not None:
-                keeper.after_tick(app, now)
-            if console is not None:
-                console.service(now)
-            t1 = time.ticks_us()
-            for s in services:
-                s.service(now)
-            ds = time.ticks_diff(time.ticks_us(), t1)
-            if ds > loop.svc_max_us:
-                loop.svc_max_us = ds
-            if services:
-                gc.collect()  # as the board runner does: at one fixed point, never inside a tick or a service
-            dt = time.ticks_diff(time.ticks_us(), t0)
-            loop.cycles += 1
-            if dt > loop.max_us:
-                loop.max_us = dt
-            if dt > loop.period_us:
-                loop.overruns += 1
-    except KeyboardInterrupt:
-        app.safe(now)
-        hal.write(app.state)
-        print("stopped by Ctrl-C: outputs in the safe state")
-    finally:
-        app.safe(now)
-
-
-def hello(cfg):
-    """What the host plant needs to know of the firmware and its settings."""
-    return {
-        "version": VERSION,
-        "cells": cfg.cells,
-        "temps": cfg.temps,
-        "faults": F.NAMES,
-        "severity": [row[3] for row in F.TABLE],
-        "above": [row[2] for row in F.TABLE],
-        "latching": [1 if row[5] else 0 for row in F.TABLE],
-        "units": [row[6] for row in F.TABLE],
-        "recover": list(cfg.fault_rec),
-        "trip_delay_ms": list(cfg.fault_trip_ms),
-        "trip": list(cfg.fault_trip),
-        "signals": S.NAMES,
-        "tick_ms": cfg.tick_ms,
-        "settings": {
-            "imbalance_window_mv": list(cfg.imbalance_window_mv),
-            "imbalance_max_ma": cfg.capacity_mah * cfg.imbalance_max_cpm // 1000,
-            "precharge_tries": cfg.precharge_tries,
-            "precharge_timeout_ms": cfg.precharge_timeout_ms,
-            "precharge_retry_ms": cfg.precharge_retry_ms,
-            "flow_window_ms": cfg.flow_window_ms // cfg.tick_ms * cfg.tick_ms,
-            "flow_hz_full": cfg.flow_hz_full,
-            "balance_floor_mv": cfg.balance_floor_mv,
-            "balance_max_temp_dc": cfg.balance_max_temp_dc,
-            "cell_gain_q16": list(cfg.cell_gain_q16),
-            "cell_offset_mv": list(cfg.cell_offset_mv),
-            "flow_spinup_ms": cfg.flow_spinup_ms,
-            "pump_min_duty_pm": cfg.pump_min_duty_pm,
-            "pump_setpoint_dc": cfg.pump_setpoint_dc,
-            "grid_reserve_cpct": cfg.grid_reserve_cpct,
-        },
-    }
-
-
 def _read_json(path):
     try:
         with open(path) as f:
@@ -197,17 +109,12 @@ def _read_json(path):
         raise ConfigError(path + ": not valid JSON: " + str(e))
 
 
-def _boot_line(obj):
-    # One JSON line on the console, so host tools (flash, monitor) see the
-    # running version and how the board started.
-    sys.stdout.write(json.dumps({"boot": obj}) + "\n")
-
-
 def board_main(root=".", machine=None, clock=None, port=None, max_ticks=-1):
     """On a board (and on the virtual board): board.json says which HAL,
     config.json (written by `bmsctl flash` or `config set`, with its CRC)
     holds the user's configuration. The console serves stdin/stdout."""
     from bms.persist.config_store import ConfigStore
+    from bms.board_start import boot_line as _boot_line
     try:
         board = _read_json(root + "/board.json")
         if not isinstance(board, dict) or "hal" not in board:

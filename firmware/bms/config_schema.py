@@ -98,6 +98,11 @@ INT_KEYS = {
     "soc_empty_ms": (0, 600000),
     "soc_cell_r_uohm": (0, 100000),
     "cell_r_uohm_ah": (0, 10000000),
+    # the lag of the surface SOC behind the true SOC under current (soc.py)
+    "soc_lag_fast_cpct_per_c": (0, 5000),
+    "soc_lag_fast_ms": (1, 3600000),
+    "soc_diffusion_cpct_per_c": (0, 5000),
+    "soc_diffusion_tau_ms": (1, 3600000),
     "soc_capacity_min_dsoc_cpct": (1000, 10000),
     "soc_ccl_taper_cpct": (5000, 10000),
     "soc_dcl_taper_cpct": (0, 5000),
@@ -204,6 +209,11 @@ DEFAULTS = {
     "soc_full_ms": 20000,
     "soc_empty_ms": 2000,
     "soc_capacity_min_dsoc_cpct": 5000,
+    # no surface-SOC lag unless the chemistry preset (or the user) gives one
+    "soc_lag_fast_cpct_per_c": 0,
+    "soc_lag_fast_ms": 10000,
+    "soc_diffusion_cpct_per_c": 0,
+    "soc_diffusion_tau_ms": 300000,
     "soc_ccl_taper_cpct": 9500,
     "soc_dcl_taper_cpct": 1000,
     "soc_limit_floor_pm": 200,

@@ -18,7 +18,7 @@
 # version, clear) and the telemetry are resident; the rarely used ones
 # (help, config, log, telemetry, grid) are in bms/console_cmds.py and
 # bms/console_config.py, loaded for the command and dropped after it.
-import time
+from bms import ticks
 from micropython import const
 from bms import VERSION
 from bms import faults as F
@@ -217,7 +217,7 @@ class Console:
     def telemetry(self, now_ms):
         if not self.telemetry_ms:
             return
-        if self.last_tl is not None and time.ticks_diff(now_ms, self.last_tl) < self.telemetry_ms:
+        if self.last_tl is not None and ticks.diff(now_ms, self.last_tl) < self.telemetry_ms:
             return
         self.last_tl = now_ms
         self.write_telemetry(now_ms)

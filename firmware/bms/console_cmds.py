@@ -4,7 +4,7 @@
 # the command, so its code is not resident on the board between commands.
 # Each command is a function of the Console (self), its arguments and the
 # time, as the resident ones are methods.
-import time
+from bms import ticks
 from micropython import const
 from bms.console import CommandError, _parse, _soc
 
@@ -93,7 +93,7 @@ def cmd_grid(self, args, now_ms):
         raise CommandError("unknown grid command " + repr(sub))
     st = app.state
     if st.grid_active:
-        left_s = time.ticks_diff(st.grid_end_ms, now_ms) // 1000
+        left_s = ticks.diff(st.grid_end_ms, now_ms) // 1000
         self.port.write("grid active: %d W, %d s left, ends at the latest at %s SOC or the lowest cell at %d mV\n" % (
             st.grid_power_w, left_s if left_s > 0 else 0, _soc(st.grid_floor_cpct), st.grid_vfloor_mv))
     else:

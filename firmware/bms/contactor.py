@@ -1,6 +1,6 @@
 # Contactor sequencing: open -> precharge -> closed, and open at once on a
 # critical fault. Never closes before one complete, valid measurement scan.
-import time
+from bms import ticks
 from micropython import const
 from bms import signals as S
 from bms.state import OUT_NEG, OUT_PRE, OUT_POS, IN_ENABLE, EV_CONTACTOR
@@ -56,7 +56,7 @@ class Contactor:
                 self.tries = 0
             st.outputs = 0
             return
-        elapsed = time.ticks_diff(now_ms, self.since)
+        elapsed = ticks.diff(now_ms, self.since)
         if self.hold_left_ms > 0 and st.valid_scans > 0:
             if self.seen_scan:
                 self.hold_left_ms -= st.dt_ms

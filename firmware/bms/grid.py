@@ -18,7 +18,7 @@
 # add (soc_bounds.py). Discharging, the corrected voltage lies below the
 # cell's OCV, so a cell above that floor is above the reserve. An event
 # ends, and a new one is refused, at whichever floor comes first.
-import time
+from bms import ticks
 from micropython import const
 from bms import signals as S
 from bms.state import (EV_GRID_START, EV_GRID_END, EV_GRID_REJECT, GRID_DEADLINE, GRID_RESERVE,
@@ -71,11 +71,14 @@ class Grid:
         if not st.fresh or st.bleed_scan or st.valid_scans == 0:
             return
         # It re-arms once the cell has been back above the floor plus
-        # grid_vfloor_rearm_mv for as long (recharged, not just relaxed).
+        # grid_vfloor_rearm_mv for as long while charging (recharged, not
+        # just relaxed: after a discharge the surface SOC, which the
+        # voltage reads, recovers toward the bulk for minutes at rest).
         v = self.bounds.vmin_corrected(sig)
         need = self.vfloor_need
         if st.grid_vlow:
-            self.vlow_ms = self.vlow_ms + st.dt_ms if v >= f + self.vfloor_rearm else 0
+            up = v >= f + self.vfloor_rearm and sig[S.CURRENT_MA] > self.bounds.rest_ma
+            self.vlow_ms = self.vlow_ms + st.dt_ms if up else 0
             if self.vlow_ms >= need:
                 st.grid_vlow = 0
                 self.vlow_ms = 0
@@ -85,44 +88,69 @@ class Grid:
                 st.grid_vlow = 1
                 self.vlow_ms = 0
 
-    def _refuse(self, st, now_ms, reason, power_w, msg):
-        st.grid_reason = reason
-        st.event(now_ms, EV_GRID_REJECT, reason, power_w if type(power_w) is int else 0)
-        raise ValueError("grid_start: " + msg)
+    def refusal(self, st, power_w, duration_s):
+        """0 when an event may start now, else its GRID_* refusal reason
+        (allocates nothing: the tick's command path uses it)."""
+        if type(power_w) is not int or not 0 < power_w <= self.max_w:
+            return GRID_BAD_ARGS
+        if type(duration_s) is not int or not 0 < duration_s <= self.max_s:
+            return GRID_BAD_ARGS
+        if st.grid_active:
+            return GRID_BUSY
+        if st.soc_cpct < 0:
+            return GRID_SOC_UNKNOWN
+        if st.soc_cpct <= self.floor(st):
+            return GRID_RESERVE
+        if st.grid_vlow or self.bounds.vmin_corrected(st.sig) <= self.bounds.floor_mv(self.reserve_mv, st.sig):
+            return GRID_VOLTAGE
+        if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
+            return GRID_BLOCKED
+        return 0
+
+    def _why(self, reason, st, power_w, duration_s):
+        # the console's words for a refusal (built only there, between ticks)
+        if reason == GRID_BAD_ARGS:
+            if type(power_w) is not int or not 0 < power_w <= self.max_w:
+                return "power %r W out of range 1..%d W (grid_max_power_w)" % (power_w, self.max_w)
+            return "duration %r s out of range 1..%d s (grid_max_duration_s)" % (duration_s, self.max_s)
+        if reason == GRID_BUSY:
+            return "an event is already running (cancel it first)"
+        if reason == GRID_SOC_UNKNOWN:
+            return "state of charge not known yet"
+        if reason == GRID_RESERVE:
+            f = self.floor(st)
+            return ("SOC %d.%02d %% is at or below the reserve %d.%02d %% plus its margin (%d.%02d %%)"
+                    % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100, f // 100, f % 100))
+        if reason == GRID_VOLTAGE:
+            return ("the lowest cell (%d mV, IR-corrected) is at or below the reserve's OCV with its allowances (%d mV)"
+                    % (self.bounds.vmin_corrected(st.sig), self.bounds.floor_mv(self.reserve_mv, st.sig)))
+        return "discharging is not allowed now (contactors open or discharge blocked)"
 
     def start(self, st, now_ms, power_w, duration_s):
-        """Starts an event; raises ValueError (and changes nothing but the
-        refusal reason and an event) when the arguments are bad or an
-        event is not allowed now."""
-        if type(power_w) is not int or not 0 < power_w <= self.max_w:
-            self._refuse(st, now_ms, GRID_BAD_ARGS, power_w,
-                         "power %r W out of range 1..%d W (grid_max_power_w)" % (power_w, self.max_w))
-        if type(duration_s) is not int or not 0 < duration_s <= self.max_s:
-            self._refuse(st, now_ms, GRID_BAD_ARGS, power_w,
-                         "duration %r s out of range 1..%d s (grid_max_duration_s)" % (duration_s, self.max_s))
-        if st.grid_active:
-            self._refuse(st, now_ms, GRID_BUSY, power_w, "an event is already running (cancel it first)")
-        if st.soc_cpct < 0:
-            self._refuse(st, now_ms, GRID_SOC_UNKNOWN, power_w, "state of charge not known yet")
-        f = self.floor(st)
-        if st.soc_cpct <= f:
-            self._refuse(st, now_ms, GRID_RESERVE, power_w, "SOC %d.%02d %% is at or below the reserve %d.%02d %% plus its margin (%d.%02d %%)"
-                         % (st.soc_cpct // 100, st.soc_cpct % 100, self.reserve // 100, self.reserve % 100, f // 100, f % 100))
-        v = self.bounds.vmin_corrected(st.sig)
-        f = self.bounds.floor_mv(self.reserve_mv, st.sig)
-        if st.grid_vlow or v <= f:
-            self._refuse(st, now_ms, GRID_VOLTAGE, power_w, "the lowest cell (%d mV, IR-corrected) is at or below the reserve's OCV with its allowances (%d mV)"
-                         % (v, f))
-        if st.contactor_state != CLOSED or st.block_dsg or st.open_req:
-            self._refuse(st, now_ms, GRID_BLOCKED, power_w, "discharging is not allowed now (contactors open or discharge blocked)")
+        """Starts an event; raises ValueError with the reason (and changes
+        nothing but the refusal reason and an event) when the arguments
+        are bad or an event is not allowed now."""
+        reason = self.begin(st, now_ms, power_w, duration_s)
+        if reason:
+            raise ValueError("grid_start: " + self._why(reason, st, power_w, duration_s))
+
+    def begin(self, st, now_ms, power_w, duration_s):
+        """start() without the words: returns 0 when the event started,
+        else the refusal reason (recorded as an event)."""
+        reason = self.refusal(st, power_w, duration_s)
+        if reason:
+            st.grid_reason = reason
+            st.event(now_ms, EV_GRID_REJECT, reason, power_w if type(power_w) is int else 0)
+            return reason
         st.grid_active = 1
         st.grid_power_w = power_w
-        st.grid_end_ms = time.ticks_add(now_ms, duration_s * 1000)
+        st.grid_end_ms = ticks.add(now_ms, duration_s * 1000)
         st.grid_mwh_event = 0
         st.grid_reason = 0
         st.grid_events += 1
         self.e_rem = 0
         st.event(now_ms, EV_GRID_START, duration_s, power_w)
+        return 0
 
     def cancel(self, st, now_ms):
         """Ends a running event; False when none was running."""
@@ -159,7 +187,7 @@ class Grid:
             w = r // MWH_PER_WH
             self.mwh_rem = r - w * MWH_PER_WH
             st.grid_wh_total = (st.grid_wh_total + w) & 0x3FFFFFFF
-        if time.ticks_diff(now_ms, st.grid_end_ms) >= 0:
+        if ticks.diff(now_ms, st.grid_end_ms) >= 0:
             self._end(st, now_ms, GRID_DEADLINE)
             return
         if st.soc_cpct <= self.floor(st):

@@ -8,6 +8,12 @@ from bms import signals as S
 from bms import faults as F
 
 
+def _scale(a, b, c):
+    # a * b // c exactly, for 0 <= b < c, without the product a * b (up to
+    # 1e6 mA x a few thousand: a big int on a 32-bit port)
+    return (a // c) * b + (a % c) * b // c
+
+
 class Limits:
     def __init__(self, cfg):
         self.max_chg = cfg.max_charge_ma
@@ -39,12 +45,12 @@ class Limits:
         if vmax >= self.c1:
             ccl = 0
         elif vmax > self.c0:
-            ccl = ccl * (self.c1 - vmax) // (self.c1 - self.c0)
+            ccl = _scale(ccl, self.c1 - vmax, self.c1 - self.c0)
         dcl = self.max_dsg
         if vmin <= self.d1:
             dcl = 0
         elif vmin < self.d0:
-            dcl = dcl * (vmin - self.d1) // (self.d0 - self.d1)
+            dcl = _scale(dcl, vmin - self.d1, self.d0 - self.d1)
         if st.derate_chg:
             ccl >>= 1
         if st.derate_dsg:
@@ -59,9 +65,9 @@ class Limits:
         tmax = sig[S.TEMP_MAX_DC]
         if tmax > self.warm_dc:
             span = self.chg_max_dc - self.warm_dc
-            ccl = 0 if tmax >= self.chg_max_dc else ccl * (self.chg_max_dc - tmax) // span
+            ccl = 0 if tmax >= self.chg_max_dc else _scale(ccl, self.chg_max_dc - tmax, span)
             span = self.dsg_max_dc - self.warm_dc
-            dcl = 0 if tmax >= self.dsg_max_dc else dcl * (self.dsg_max_dc - tmax) // span
+            dcl = 0 if tmax >= self.dsg_max_dc else _scale(dcl, self.dsg_max_dc - tmax, span)
         if st.cooling_fault:
             ccl = ccl * self.cooling_pm // 1000
             dcl = dcl * self.cooling_pm // 1000
@@ -70,7 +76,9 @@ class Limits:
             ccl = 0
         if st.block_dsg or st.valid_scans == 0 or tmin <= self.dsg_min_dc or tmax >= self.dsg_max_dc:
             dcl = 0
-        step = self.ramp * st.dt_ms // 1000
+        # ramp x dt in two parts: up to 1e6 mA/s x a 10 s step would not fit 31 bits
+        dt = st.dt_ms
+        step = (self.ramp // 1000) * dt + (self.ramp % 1000) * dt // 1000
         if ccl > st.ccl_ma + step:
             ccl = st.ccl_ma + step
         if dcl > st.dcl_ma + step:

@@ -2,9 +2,22 @@
 # with the channel-level diagnosis that needs the raw values: channels out
 # of range, thermistors open or shorted (left out of the min/max), channels
 # stuck at one reading, and how long the front end has been silent.
-import time
+from bms import ticks
 from array import array
+from micropython import const
 from bms import signals as S
+
+CURRENT_MAX_MA = const(1048576)  # 2**20 mA, past the 1,000,000 mA largest trip
+PACK_MAX_MV = const(2097152)  # 2**21 mV, past 256 cells x 5 V
+
+
+def _sat(v, lim):
+    if v > lim:
+        return lim
+    if v < -lim:
+        return -lim
+    return v
+
 
 STALE_CAP_MS = 1 << 24  # keeps the stale counter a small int
 
@@ -19,6 +32,11 @@ class Measure:
         self.ntc_n = len(cfg.ntc_raw)
         self.cur_gain = cfg.current_gain_q8
         self.cur_off = cfg.current_offset_ma
+        # Raw readings past these would make raw x gain a big int on a
+        # 32-bit port (31-bit small ints): they saturate first.
+        self.cur_raw_max = 0x3FFFFFFF // cfg.current_gain_q8
+        self.pack_raw_max = 0x3FFFFFFF // cfg.pack_gain_q8
+        self.bus_raw_max = 0x3FFFFFFF // cfg.bus_gain_q8
         self.pack_gain = cfg.pack_gain_q8
         self.bus_gain = cfg.bus_gain_q8
         self.cell_lo, self.cell_hi = cfg.cell_valid_mv
@@ -41,7 +59,7 @@ class Measure:
 
     def tick(self, st, now_ms):
         if self.started:
-            dt = time.ticks_diff(now_ms, self.last_ms)
+            dt = ticks.diff(now_ms, self.last_ms)
             if dt < 0:
                 dt = 0
             elif dt > 10000:
@@ -122,12 +140,16 @@ class Measure:
                 sig[S.COOLANT_IN_DC] = cin
                 sig[S.COOLANT_OUT_DC] = cout
         sig[S.BAD_COOL] = bad
-        ma = ((st.raw_current * self.cur_gain) >> 8) + self.cur_off
+        ma = ((_sat(st.raw_current, self.cur_raw_max) * self.cur_gain) >> 8) + self.cur_off
+        # Saturated just past the largest current trip the configuration
+        # accepts (1 kA), so every current row still trips, while the
+        # charge counted from it per step (mA x ms) stays a small int.
+        ma = _sat(ma, CURRENT_MAX_MA)
         sig[S.CURRENT_MA] = ma
         sig[S.CHARGE_MA] = ma if ma > 0 else 0
         sig[S.DISCHARGE_MA] = -ma if ma < 0 else 0
-        sig[S.PACK_MV] = (st.raw_pack * self.pack_gain) >> 8
-        sig[S.BUS_MV] = (st.raw_bus * self.bus_gain) >> 8
+        sig[S.PACK_MV] = _sat((_sat(st.raw_pack, self.pack_raw_max) * self.pack_gain) >> 8, PACK_MAX_MV)
+        sig[S.BUS_MV] = _sat((_sat(st.raw_bus, self.bus_raw_max) * self.bus_gain) >> 8, PACK_MAX_MV)
         # Coolant flow over a sliding window of flow_window_ms: one scan
         # holds only a few meter pulses, too coarse to judge a flow by.
         i = self.flow_i

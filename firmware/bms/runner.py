@@ -8,6 +8,7 @@
 # sleep_ms (the `time` module on a board), `wdt` has feed() (machine.WDT),
 # `reset` is machine.reset. Tests hand in models of all three.
 import gc
+from bms import ticks
 
 
 class BoardRunner:
@@ -32,10 +33,10 @@ class BoardRunner:
         c = self.clock
         app = self.app
         deadline = c.ticks_ms()
-        now = deadline
+        now = ticks.wrap(deadline)
         try:
             while self.ticks != max_ticks:
-                now = c.ticks_ms()
+                now = ticks.wrap(c.ticks_ms())  # the firmware's clock (bms/ticks.py) on every port
                 app.tick(now)
                 if self.wdt is not None and self.healthy():
                     self.wdt.feed()

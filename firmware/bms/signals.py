@@ -52,7 +52,8 @@ INVERTER_SILENT = const(41)  # 1: no keep-alive frame from the inverter for can 
 CAN_BUS = const(42)  # 1: the CAN controller is bus-off, failed its start or does not answer
 # services between ticks (written by them, not by the tick)
 MQTT_DOWN = const(43)  # 1: MQTT is configured but the broker is not connected (bms/mqtt_service.py)
-N_SIGNALS = const(44)
+SOC_LAG_CPCT = const(44)  # the surface SOC's lag behind the true SOC (soc.py), + charging
+N_SIGNALS = const(45)
 
 NAMES = (
     "cell_max_mv", "cell_min_mv", "cell_max_idx", "cell_min_idx",
@@ -63,5 +64,5 @@ NAMES = (
     "sum_mismatch_mv", "flow_deficit_pm", "welded", "precharge_locked",
     "internal", "wdt_boot", "bad_cool", "coolant_dt_dc", "soc_dev_cpct",
     "fe_config", "fe_cov", "fe_cuv", "fe_occ", "fe_ocd", "fe_scd", "fe_otc", "fe_otd", "fe_utc", "fe_utd",
-    "fe_other", "inverter_silent", "can_bus", "mqtt_down",
+    "fe_other", "inverter_silent", "can_bus", "mqtt_down", "soc_lag_cpct",
 )

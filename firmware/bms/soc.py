@@ -6,7 +6,12 @@
 #   tapered, for a while -> 100 %;
 # - bottom of the usable range: the lowest cell at the discharge cut-off,
 #   for a while -> the OCV table's SOC of the IR-corrected voltage (a few %
-#   for LFP; "0 % usable"), never below the charge the cold leaves unusable;
+#   for LFP; "0 % usable"), never below the charge the cold leaves unusable,
+#   plus the gap by which the particles' surface (what the voltage reads)
+#   runs ahead of their bulk under current: a lag of the C-rate in SOC
+#   units, a fast part (electrolyte, charge transfer: seconds) and a slow
+#   one (solid diffusion: minutes), fitted to electrochemical-model traces
+#   (host_tools/physics_fit.py; the chemistry presets say which);
 # - after a long rest, the OCV of the lowest (or highest) cell, averaged
 #   over several scans, but only where the OCV curve is steep enough to be
 #   read with the sensor noise (LFP's knees, never its plateau).
@@ -26,6 +31,8 @@ from bms import faults as F
 from bms.soc_bounds import SocBounds, interp
 from bms.state import (EV_SOC_SYNC, EV_CAPACITY, EV_SOC_DISTRUST, SYNC_FULL, SYNC_EMPTY, SYNC_OCV, SYNC_BOOT_OCV,
                        SYNC_CELLS)
+
+COUNT_STEP_MS = const(400)
 
 MAS_PER_MAH = const(3600000)  # mA*ms in one mAh
 WMS_PER_WH = const(3600000)  # W*ms in one Wh
@@ -86,6 +93,11 @@ class Soc:
         self.acc_mah = 0  # net charge counted since then (mAh + mA*ms)
         self.acc_rem = 0
         self.e_rem = 0  # W*ms toward the next Wh
+        # surface-SOC lag: two first-order lags of the C-rate, in 0.0001 %
+        self.lag_k = array("i", [cfg.soc_lag_fast_cpct_per_c, cfg.soc_diffusion_cpct_per_c])
+        self.lag_tau = array("i", [cfg.soc_lag_fast_ms, cfg.soc_diffusion_tau_ms])
+        self.lag_u = array("i", [0, 0])
+        self.lag_rem = array("i", [0, 0])
 
     # -- OCV table -----------------------------------------------------------
     def soc_at(self, mv):
@@ -174,6 +186,7 @@ class Soc:
             st.soc_q_rem = 0
         cur = sig[S.CURRENT_MA]
         self._count(st, cur, sig[S.PACK_MV])
+        sig[S.SOC_LAG_CPCT] = self._lag(cur, cap, st.dt_ms)
         q = st.soc_q_mah
         if q > cap:
             q = cap
@@ -240,9 +253,12 @@ class Soc:
         arem = self.acc_rem
         e = self.e_rem
         wh = 0
-        # in steps of at most 1 s: |i| * 1000 <= 1e9 keeps a 31-bit small int
+        # in steps of at most COUNT_STEP_MS, so that every product stays a
+        # 31-bit small int at the extremes measure lets through (2**20 mA,
+        # 2**21 mV): |i| x 400 < 4.2e8, p_w x 400 < 8.8e8. Integer sums, so
+        # the split does not change what is counted.
         while dt > 0:
-            s = dt if dt < 1000 else 1000
+            s = dt if dt < COUNT_STEP_MS else COUNT_STEP_MS
             dt -= s
             d = i * s
             rem += d
@@ -270,6 +286,39 @@ class Soc:
             else:
                 st.energy_out_wh = (st.energy_out_wh + wh) & 0x3FFFFFFF
 
+    def _lag(self, cur, cap, dt):
+        """Advances the two lags by dt; returns their sum (0.01 %, + while
+        charging: the surface is fuller than the bulk). Backward Euler
+        with the remainder kept, so a 10 ms tick and a 5 min time
+        constant still converge exactly."""
+        c = cur if cur < 1000000 else 1000000  # +-1 kA keeps cur * 1000 in 31 bits
+        c = c if c > -1000000 else -1000000
+        c_pm = c * 1000 // cap  # C-rate per mille
+        c_pm = c_pm if c_pm < 10000 else 10000
+        c_pm = c_pm if c_pm > -10000 else -10000
+        k = self.lag_k
+        tau = self.lag_tau
+        u = self.lag_u
+        rem = self.lag_rem
+        tot = 0
+        for j in range(2):
+            # target in 0.0001 %: c_pm / 1000 * k (0.01 %) * 100, kept to
+            # +-50 % so diff * s + rem stays inside 31 bits for s <= 1 s
+            t = c_pm * k[j] // 10
+            t = t if t < 500000 else 500000
+            t = t if t > -500000 else -500000
+            left = dt
+            while left > 0:
+                s = left if left < 1000 else 1000
+                left -= s
+                d = tau[j] + s
+                num = (t - u[j]) * s + rem[j]
+                step = num // d
+                rem[j] = num - step * d
+                u[j] += step
+            tot += u[j]
+        return tot // 100
+
     def _full_empty(self, st, sig, cur, dt, now_ms):
         # end of charge: at the top, tapered, not discharging
         if self.charged and sig[S.CELL_MAX_MV] >= self.full_mv and -self.rest_ma <= cur <= self.full_ma:
@@ -287,7 +336,10 @@ class Soc:
                 self.discharged = 0
                 self.empty_ms = 0
                 dsg = sig[S.DISCHARGE_MA]
-                soc = self.soc_at(vmin + (dsg // 100) * self.r_uohm // 10000)
+                # the voltage reads the surface, which is emptier than the
+                # bulk by the lag (negative while discharging)
+                soc = self.soc_at(vmin + (dsg // 100) * self.r_uohm // 10000) - sig[S.SOC_LAG_CPCT]
+                soc = soc if soc < 10000 else 10000
                 cold = self.unusable_cpct(sig[S.TEMP_MIN_DC])
                 soc = soc if soc > cold else cold
                 self.empty_cpct = soc

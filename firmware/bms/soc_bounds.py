@@ -13,7 +13,9 @@
 # so while discharging U(SOC) >= V + I*R0 - a (a lower bound that needs no
 # model of eta), while charging U(SOC) <= V - I*R0 + a (an upper bound);
 # the other side needs the largest overpotential the chemistry shows under
-# load (soc_polar_mv), and after a long rest neither does.
+# load (soc_polar_mv) plus the surface-SOC lag (soc.py: the gap by which
+# the particles' surface, which the voltage reads, runs ahead of the bulk),
+# and after a long rest neither does.
 #
 # A series pack as the plant and the firmware count it (the charge it can
 # deliver before its first cell is empty, D, over that plus the charge it
@@ -44,6 +46,10 @@ def interp(xs, ys, n, x):
     x0 = xs[j]
     y0 = ys[j]
     return y0 + (x - x0) * (ys[j + 1] - y0) // (xs[j + 1] - x0)
+
+
+def clamp(cpct):
+    return 0 if cpct < 0 else (FULL if cpct > FULL else cpct)
 
 
 def pack_cpct(lo, hi):
@@ -133,8 +139,15 @@ class SocBounds:
             up = a + p
         vmin = sig[S.CELL_MIN_MV]
         vmax = sig[S.CELL_MAX_MV]
-        self.lo = pack_cpct(self.soc_at(vmin - dn), self.soc_at(vmax - dn))
-        self.hi = pack_cpct(self.soc_at(vmin + up), self.soc_at(vmax + up))
+        # The voltage reads the particles' surface, which runs ahead of the
+        # bulk by the lag the SOC stage tracks (+ while charging): it widens
+        # the side that needs a model of the overpotential (below while
+        # charging, above while discharging), never narrows the other.
+        lag = sig[S.SOC_LAG_CPCT]
+        lo_lag = lag if lag > 0 else 0
+        hi_lag = -lag if lag < 0 else 0
+        self.lo = pack_cpct(clamp(self.soc_at(vmin - dn) - lo_lag), clamp(self.soc_at(vmax - dn) - lo_lag))
+        self.hi = pack_cpct(clamp(self.soc_at(vmin + up) + hi_lag), clamp(self.soc_at(vmax + up) + hi_lag))
 
     def point(self, sig):
         """A best guess from the cells alone, inside the band."""

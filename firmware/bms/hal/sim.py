@@ -28,7 +28,6 @@
 #   energy of the running/last event (mWh), i32 capacity estimate (mAh),
 #   u8 grid active, u8 grid reason, u8 last SOC sync kind, u8 pad,
 #   u8 balance[ceil(cells/8)]
-import socket
 from micropython import const
 from bms.faults import N_FAULTS
 from bms.state import EVENTS
@@ -50,9 +49,15 @@ def _u16(b, o):
 
 
 def _i32(b, o):
+    # saturated to a 32-bit port's small int (31 bits): a frame's value
+    # past +-2**30 must not become a big int in the tick
     hi = b[o + 2] | (b[o + 3] << 8)
     if hi >= 32768:
         hi -= 65536
+    if hi >= 16384:
+        return 0x3FFFFFFF
+    if hi < -16384:
+        return -0x3FFFFFFF - 1
     return (hi << 16) | b[o] | (b[o + 1] << 8)
 
 
@@ -80,7 +85,9 @@ def open_link(spec):
 
 
 def connect(host, port):
-    """Opens the TCP connection to the host plant (done by boot, not at import)."""
+    """Opens the TCP connection to the host plant (done by boot, not at
+    import: a port without sockets replays frames from a file instead)."""
+    import socket
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, port)[0][-1])
     try:
@@ -222,3 +229,96 @@ class SimHal:
 
     def safe(self):
         pass  # outputs go out in the next write(), which always follows
+
+
+class LoopStats:
+    """The virtual board's loop timing: a cycle (tick and everything served
+    after it) longer than the tick period is an overrun, as on a board."""
+
+    def __init__(self, period_ms):
+        self.period_us = period_ms * 1000
+        self.overruns = 0
+        self.max_us = 0  # the longest cycle
+        self.svc_max_us = 0  # the longest time in the services after the console (MQTT)
+        self.cycles = 0
+
+
+def sim_loop(app, hal, keeper=None, console=None, services=()):
+    """Ticks paced by the host plant's frames until it goes away; the
+    persistence step, the console and the other services (MQTT) between
+    ticks. Ctrl-C or the end of the link leave the outputs safe (and tell
+    the plant so)."""
+    import gc
+    import time
+    now = 0
+    loop = LoopStats(app.cfg.tick_ms)
+    for s in services:
+        s.loop = loop
+    try:
+        while hal.receive():
+            t0 = time.ticks_us()
+            now = hal.now_ms
+            app.tick(now)
+            if keeper is not None:
+                keeper.after_tick(app, now)
+            if console is not None:
+                console.service(now)
+            t1 = time.ticks_us()
+            for s in services:
+                s.service(now)
+            ds = time.ticks_diff(time.ticks_us(), t1)
+            if ds > loop.svc_max_us:
+                loop.svc_max_us = ds
+            if services:
+                gc.collect()  # as the board runner does: at one fixed point, never inside a tick or a service
+            dt = time.ticks_diff(time.ticks_us(), t0)
+            loop.cycles += 1
+            if dt > loop.max_us:
+                loop.max_us = dt
+            if dt > loop.period_us:
+                loop.overruns += 1
+    except KeyboardInterrupt:
+        app.safe(now)
+        hal.write(app.state)
+        print("stopped by Ctrl-C: outputs in the safe state")
+    finally:
+        app.safe(now)
+
+
+def hello(cfg):
+    """What the host plant needs to know of the firmware and its settings."""
+    from bms import VERSION
+    from bms import faults as F
+    from bms import signals as S
+    return {
+        "version": VERSION,
+        "cells": cfg.cells,
+        "temps": cfg.temps,
+        "faults": F.NAMES,
+        "severity": [row[3] for row in F.TABLE],
+        "above": [row[2] for row in F.TABLE],
+        "latching": [1 if row[5] else 0 for row in F.TABLE],
+        "units": [row[6] for row in F.TABLE],
+        "recover": list(cfg.fault_rec),
+        "trip_delay_ms": list(cfg.fault_trip_ms),
+        "trip": list(cfg.fault_trip),
+        "signals": S.NAMES,
+        "tick_ms": cfg.tick_ms,
+        "settings": {
+            "imbalance_window_mv": list(cfg.imbalance_window_mv),
+            "imbalance_max_ma": cfg.capacity_mah * cfg.imbalance_max_cpm // 1000,
+            "precharge_tries": cfg.precharge_tries,
+            "precharge_timeout_ms": cfg.precharge_timeout_ms,
+            "precharge_retry_ms": cfg.precharge_retry_ms,
+            "flow_window_ms": cfg.flow_window_ms // cfg.tick_ms * cfg.tick_ms,
+            "flow_hz_full": cfg.flow_hz_full,
+            "balance_floor_mv": cfg.balance_floor_mv,
+            "balance_max_temp_dc": cfg.balance_max_temp_dc,
+            "cell_gain_q16": list(cfg.cell_gain_q16),
+            "cell_offset_mv": list(cfg.cell_offset_mv),
+            "flow_spinup_ms": cfg.flow_spinup_ms,
+            "pump_min_duty_pm": cfg.pump_min_duty_pm,
+            "pump_setpoint_dc": cfg.pump_setpoint_dc,
+            "grid_reserve_cpct": cfg.grid_reserve_cpct,
+        },
+    }

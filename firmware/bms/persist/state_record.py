@@ -87,8 +87,8 @@ class StateStore:
 
     def due(self, now_ms, important):
         # a bounded rate: at most one routine save per min_interval_ms
-        import time
-        if important or self.last_ms is None or time.ticks_diff(now_ms, self.last_ms) >= self.min_interval_ms:
+        from bms import ticks
+        if important or self.last_ms is None or ticks.diff(now_ms, self.last_ms) >= self.min_interval_ms:
             self.last_ms = now_ms
             return True
         return False
