@@ -142,3 +142,11 @@ mosquitto:
 	  echo "installing the Debian package mosquitto (the MQTT tests' broker)"; \
 	  apt-get install -y -q mosquitto >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null; } || exit 1; \
 	else echo "The MQTT tests need the Debian package mosquitto: sudo apt-get install -y mosquitto"; exit 1; fi
+
+# A virtual power plant: 100 household packs x 24 simulated hours on a local
+# Dask cluster (FLEET_ARGS="--scheduler tcp://HOST:8786" for a cluster of
+# `dask worker`s); `make test` runs 4 packs x 2 h (tests/test_fleet.py).
+FLEET_ARGS ?=
+.PHONY: fleet
+fleet: setup
+	$(BIN)/bmsctl fleet --packs 100 --hours 24 --out $(OUT)/fleet $(FLEET_ARGS)

@@ -1,5 +1,5 @@
 """`bmsctl campaign`: fault injection × location × operating state, plus
-nominal runs with random profiles, in parallel on the local cores.
+nominal runs with random profiles, on Dask (host_tools/cluster.py).
 
 Every injected fault has one fault-table row that must catch it, and a
 reference time the reaction is measured from: the injection itself for
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import multiprocessing as mp
 import random
 import time
 from dataclasses import dataclass, asdict
@@ -23,6 +22,7 @@ import numpy as np
 
 from host_tools import scenario as S
 from host_tools.plant import PUMP_MAX_LPM
+from host_tools.cluster import client, run_all, worker_cpu
 from host_tools.sim import FirmwareError, Simulation
 
 STATES = ("idle", "charging", "discharging", "balancing")
@@ -259,7 +259,7 @@ def reference_time(job: Job, res, hello, t_det):
 
 
 def run_job(job: Job) -> Outcome:
-    cpu = (mp.current_process()._identity or (0,))[0]
+    cpu = worker_cpu()
     try:
         if job.kind == "nominal":
             sc = nominal_scenario(job)
@@ -369,51 +369,54 @@ def _dim_job(item):
     name, job = item
     import importlib
     mod = importlib.import_module(f"host_tools.campaign_{name}")
-    cpu = (mp.current_process()._identity or (0,))[0]
-    return mod.run_one(job, cpu)
+    return mod.run_one(job, worker_cpu())
 
 
-def _pool(fn, jobs, workers: int, label: str) -> list:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    out = []
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                  transient=False) as prog:
-        task = prog.add_task("runs", total=len(jobs))
-        with mp.Pool(workers) as pool:
-            for o in pool.imap_unordered(fn, jobs, chunksize=1):
-                out.append(o)
-                prog.advance(task)
-    return out
+def _lost(failed, label: str) -> int:
+    """Prints the runs the cluster could not finish (retried and still
+    failed, or lost with their worker); returns how many."""
+    for job, why in failed:
+        print(f"  {label} run lost: {job}: {why}")
+    return len(failed)
 
 
-def run_dimension(name: str, count: int, workers: int) -> int:
+def run_dimension(c, name: str, count: int) -> int:
     """Plans, runs and prints one further dimension; returns its bad runs."""
     import importlib
     mod = importlib.import_module(f"host_tools.campaign_{name}")
     jobs = mod.plan(count)
     t0 = time.perf_counter()
-    outs = _pool(_dim_job, [(name, j) for j in jobs], workers, name)
+    m = run_all(c, _dim_job, [(name, j) for j in jobs], name)
+    outs = [o for o in m.results if o is not None]
     outs.sort(key=lambda o: o.job.run)
     print(f"== {name}: {DIMENSIONS[name]}")
     print(mod.table(outs))
-    print(f"{len(jobs)} {name} runs on {workers} workers in {time.perf_counter() - t0:.0f} s")
-    return len(mod.bad(outs))
+    print(f"{len(jobs)} {name} runs on {m.workers} workers in {time.perf_counter() - t0:.0f} s")
+    return len(mod.bad(outs)) + _lost([(item[1], why) for item, why in m.failed], name)
 
 
 def main(repeats: int, nominal: int, csv_path: Path, jobs_n: int | None = None, seed: int = 1,
-         estimate: int = 0, intermittent: int = 0, envelope: int = 0) -> int:
-    workers = jobs_n or mp.cpu_count()
+         estimate: int = 0, intermittent: int = 0, envelope: int = 0, scheduler: str | None = None) -> int:
+    """jobs_n: LocalCluster workers (default: the cores); scheduler: a
+    running Dask scheduler's address instead."""
+    with client(scheduler, jobs_n) as c:
+        return _main(c, repeats, nominal, csv_path, seed, estimate, intermittent, envelope)
+
+
+def _main(c, repeats, nominal, csv_path, seed, estimate, intermittent, envelope) -> int:
     nbad = 0
     for name, count in (("estimate", estimate), ("intermittent", intermittent), ("envelope", envelope)):
         if count:
-            nbad += run_dimension(name, count, workers)
+            nbad += run_dimension(c, name, count)
     if not repeats and not nominal:
         return 1 if nbad else 0
     jobs = plan_jobs(repeats, nominal, seed)
     t0 = time.perf_counter()
-    outcomes: list[Outcome] = _pool(run_job, jobs, workers, "campaign")
+    m = run_all(c, run_job, jobs, "campaign")
     wall = time.perf_counter() - t0
+    workers = m.workers
+    nbad += _lost(m.failed, "campaign")
+    outcomes: list[Outcome] = [o for o in m.results if o is not None]
     outcomes.sort(key=lambda o: o.run)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as f:

@@ -128,7 +128,24 @@ def cmd_campaign(args) -> int:
     from host_tools import campaign
 
     return campaign.main(args.repeats, args.nominal, Path(args.csv), args.jobs, args.seed,
-                         args.estimate, args.intermittent, args.envelope)
+                         args.estimate, args.intermittent, args.envelope, args.scheduler)
+
+
+def cmd_fleet(args) -> int:
+    from host_tools import fleet
+
+    try:
+        fl = fleet.load(args.file) if args.file else fleet.Fleet()
+        over = {k: v for k, v in (("packs", args.packs), ("hours", args.hours), ("seed", args.seed),
+                                  ("tick_s", args.tick)) if v is not None}
+        if over:
+            # the command line's values pass the same checks as the file's
+            fl = fleet.parse({"fleet": {**{k: getattr(fl, k) for k in fleet._FLEET_KEYS}, **over},
+                              "event": [vars(e) for e in fl.events]}, "command line")
+    except fleet.FleetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return fleet.main(fl, Path(args.out), args.jobs, args.scheduler)
 
 
 def cmd_log(args) -> int:
@@ -356,12 +373,23 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=9, help="times the whole fault matrix runs (250 injections each)")
     p.add_argument("--nominal", type=int, default=50, help="runs with random healthy profiles and no fault")
     p.add_argument("--csv", default="out/campaign.csv", help="write every run here")
-    p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the number of cores)")
+    p.add_argument("--jobs", type=int, default=None, help="workers of the local Dask cluster (default: the number of cores)")
+    p.add_argument("--scheduler", help="a running Dask scheduler (tcp://HOST:8786) instead of a local cluster")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--estimate", type=int, default=0, help="estimate-error runs (wrong saved SOC/capacity, current sensor error, grid event)")
     p.add_argument("--intermittent", type=int, default=0, help="times the intermittent-fault matrix runs (179 injections each)")
     p.add_argument("--envelope", type=int, default=0, help="nominal runs over ticks, ambients, chemistries and profiles")
     p.set_defaults(func=cmd_campaign)
+    p = sub.add_parser("fleet", help="a virtual power plant: N household packs and an aggregator's grid events, on Dask")
+    p.add_argument("file", nargs="?", help="a fleet file (TOML: [fleet] and [[event]]); default: a seeded fleet")
+    p.add_argument("--packs", type=int, help="number of packs")
+    p.add_argument("--hours", type=float, help="simulated hours")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--tick", type=float, help="tick in s (default 1)")
+    p.add_argument("--out", default="out/fleet", help="CSV files and the plot go here")
+    p.add_argument("--jobs", type=int, default=None, help="workers of the local Dask cluster (default: the number of cores)")
+    p.add_argument("--scheduler", help="a running Dask scheduler (tcp://HOST:8786) instead of a local cluster")
+    p.set_defaults(func=cmd_fleet)
     p = sub.add_parser("log", help="decode the firmware's event log to CSV")
     p.add_argument("--dir", help="a directory holding the firmware's files (log/*.seg)")
     p.add_argument("--port", help="a running board's serial port (read through the console's log command)")

@@ -80,6 +80,8 @@ LONG_TESTS_S = {
     "test_kernels_diff.py::": 8,
     "test_flash.py::test_build_for_each_architecture": 7,
     "test_lock_vboard.py::": 40,
+    "test_cluster.py::test_campaign_on_a_local_cluster": 8,
+    "test_fleet.py::test_small_fleet": 10,
 }
 
 
