@@ -18,7 +18,7 @@
 # The key (32 bytes, key.bin on the board's filesystem) is read when
 # needed and never written to the console, the log or the telemetry.
 import os
-import time
+from bms import ticks
 from micropython import const
 from bms.console import CommandError
 from bms.hmac256 import hmac_sha256, equal
@@ -68,7 +68,7 @@ def _fail(con, now_ms):
     wait = 1000 << (con.auth_fails - 1) if con.auth_fails < 11 else BACKOFF_MAX_MS
     if wait > BACKOFF_MAX_MS:
         wait = BACKOFF_MAX_MS
-    con.auth_retry = time.ticks_add(now_ms, wait)
+    con.auth_retry = ticks.add(now_ms, wait)
     con.app.state.event(now_ms, EV_AUTH, AUTH_FAIL, con.auth_fails)
     return wait
 
@@ -80,7 +80,7 @@ def cmd_auth(con, args, now_ms):
         raise CommandError("expected 'auth' or 'auth RESPONSE'")
     if not args:
         if con.auth_retry is not None:
-            left = time.ticks_diff(con.auth_retry, now_ms)
+            left = ticks.diff(con.auth_retry, now_ms)
             if left > 0:
                 raise CommandError("locked for %d ms after %d failed attempts" % (left, con.auth_fails))
         _key(con)
@@ -90,7 +90,7 @@ def cmd_auth(con, args, now_ms):
         return
     c = con.challenge
     con.challenge = None  # used once, right or wrong
-    if c is None or time.ticks_diff(now_ms, con.challenge_t) > CHALLENGE_MS:
+    if c is None or ticks.diff(now_ms, con.challenge_t) > CHALLENGE_MS:
         raise CommandError("no challenge open: ask for one first ('auth')")
     got = _unhex(args[0], 32)
     want = hmac_sha256(_key(con), b"bms-auth|" + c)
@@ -99,7 +99,7 @@ def cmd_auth(con, args, now_ms):
         raise CommandError("wrong response; next challenge in %d ms" % _fail(con, now_ms))
     con.auth_fails = 0
     con.auth_retry = None
-    con.session_end = time.ticks_add(now_ms, SESSION_MS)
+    con.session_end = ticks.add(now_ms, SESSION_MS)
     con.session_nonce = c
     con.app.state.event(now_ms, EV_AUTH, AUTH_OPEN, 0)
     con.port.write("session open for %d s\n" % (SESSION_MS // 1000))

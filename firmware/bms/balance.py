@@ -35,9 +35,11 @@ class Balance:
     def tick(self, st, now_ms):
         sig = st.sig
         cur = sig[S.CURRENT_MA]
-        # Only on a fresh scan: a silent front end gives no basis to bleed.
+        # Only on a fresh scan: a silent front end gives no basis to bleed;
+        # nor does a pack without one readable thermistor (the min/max then
+        # hold the last good reading, which says nothing of the bleed's heat).
         allowed = (st.fresh and st.valid_scans > 0 and not st.open_req
-                   and sig[S.TEMP_MAX_DC] < self.max_temp
+                   and sig[S.BAD_THERM] < st.n_temps and sig[S.TEMP_MAX_DC] < self.max_temp
                    and cur > -self.rest_ma)
         if not allowed:
             self._off(st)

@@ -143,7 +143,7 @@ class Console:
         """True while an authenticated console session is open."""
         if self.session_end is None:
             return False
-        if time.ticks_diff(self.session_end, now_ms) > 0:
+        if ticks.diff(self.session_end, now_ms) > 0:
             return True
         self.session_end = None  # expired
         self.session_nonce = None
