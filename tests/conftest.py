@@ -58,6 +58,7 @@ ONE_WORKER_MODULES = ("test_virtual_board.py", "test_soc.py", "test_lock_vboard.
 # not listed counts as short. A new test that takes more than ~10 s belongs
 # here.
 LONG_TESTS_S = {
+    "test_mp32_soak.py::test_first_day_of_the_month_on_32_bits": 150,
     "test_campaign.py::test_short_campaign": 86,
     "test_console.py::test_100k_hostile_lines": 82,
     "test_protection_stateful.py::": 63,

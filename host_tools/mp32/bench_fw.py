@@ -4,7 +4,8 @@
 # fed a recorded 1-hour run's sensor frames from a file; the board
 # runner's loop order (tick, persistence, console, gc.collect). Prints
 # one JSON line: heap of the interpreter alone, with the module code,
-# after boot, and its peak over the run; tick times.
+# after boot, and its peak over the run; tick times; and by how many
+# bytes the GC heap grew past the --heap it was given ("grew").
 #   bench_fw.py CONFIG.json SENSOR_FRAMES ROOT
 import sys
 import gc
@@ -13,6 +14,12 @@ import time
 
 gc.collect()
 base = gc.mem_alloc()
+# This build adds a heap area only when an allocation fails after a full
+# collect, which is where a board's fixed heap raises MemoryError. Its
+# gc.mem_free() is the free bytes plus a constant "max new split", so
+# alloc + free moves only when an area is added: a run whose sum never
+# moves ran inside the heap it was given, fragmentation included.
+area0 = gc.mem_alloc() + gc.mem_free()
 
 
 class FrameFiles:
@@ -37,41 +44,76 @@ class NullPort:
         pass
 
 
-R = {}
+R = {"grew": 0, "boot_peak": 0}
+
+
+# What _assemble imports (all counted as code), one module per cycle:
+# this build's GC frees nothing inside a call (garbage waits until the
+# call returns to JavaScript), so importing them all in one call would
+# charge every module's load-time garbage to the heap at once, which a
+# board's GC frees as it goes.
+IMPORTS = ("bms.kernels_ref", "bms.config", "bms.hal.sim", "bms.board_start", "bms.persist.config_store",
+           "bms.app", "bms.console", "bms.persist.keeper", "bms.persist.state_record", "bms.persist.event_log")
 
 
 def main(cfg_path, rx_path, root):
-    from bms import kernels_ref as kernels
-    from bms.config import Config
-    from bms.hal.sim import SimHal
-    from bms import board_start
-    from bms.persist.config_store import ConfigStore
-    from bms.app import App  # noqa: F401  (imported by _assemble: counted as code)
-    from bms.console import Console  # noqa: F401
-    from bms.persist.keeper import Keeper  # noqa: F401
-    from bms.persist.state_record import StateStore  # noqa: F401
-    from bms.persist.event_log import EventLog  # noqa: F401
-    R.update(cfg_path=cfg_path, rx_path=rx_path, root=root, kernels=kernels, Config=Config, SimHal=SimHal,
-             board_start=board_start, ConfigStore=ConfigStore, phase=0)
+    R.update(cfg_path=cfg_path, rx_path=rx_path, root=root, phase=-len(IMPORTS))
+
+
+def _mod(name):
+    m = __import__(name)
+    for part in name.split(".")[1:]:
+        m = getattr(m, part)
+    return m
+
+
+def _boot_peak(what):
+    # nothing is freed inside a call here, so the heap in use at its end is
+    # the most it held during the call
+    m = gc.mem_alloc()
+    if m > R["boot_peak"]:
+        R["boot_peak"] = m
+        R["boot_peak_in"] = what
 
 
 def step():
     """Called once per cycle by run.mjs --step (gc.collect() only frees
     between such calls on this build)."""
-    gc.collect()
     ph = R["phase"]
+    gc.collect()
+    g = gc.mem_alloc() + gc.mem_free() - area0
+    if g > R["grew"]:
+        R["grew"] = g
+        R["grew_at"] = ph if ph <= 1 else 2 + R["n"]
+    if ph < 0:
+        _mod(IMPORTS[len(IMPORTS) + ph])
+        R["phase"] = ph + 1
+        _boot_peak("import " + IMPORTS[len(IMPORTS) + ph])
+        return 1
+    # assembly as a board's start-up does it, one stage per call (see IMPORTS)
     if ph == 0:
         R["code"] = gc.mem_alloc() - base
         with open(R["cfg_path"]) as f:
-            raw = json.load(f)
-        cfg = R["Config"](raw)
-        store = R["ConfigStore"](R["root"], validate=R["Config"])
-        hal = R["SimHal"](cfg, R["kernels"], FrameFiles(R["rx_path"]))
-        app, keeper, console, _services = R["board_start"]._assemble({"board": "bench", "hal": "sim"}, cfg, raw, store, "bench",
-                                                          R["root"], hal, R["kernels"], False, "power", NullPort())
+            R["raw"] = json.load(f)
+        _boot_peak("config.json read")
+        R["phase"] = 0.25
+        return 1
+    if ph == 0.25:
+        R["cfg"] = _mod("bms.config").Config(R["raw"])
+        _boot_peak("Config()")
+        R["phase"] = 0.5
+        return 1
+    if ph == 0.5:
+        cfg = R["cfg"]
+        kernels = _mod("bms.kernels_ref")
+        store = _mod("bms.persist.config_store").ConfigStore(R["root"], validate=_mod("bms.config").Config)
+        hal = _mod("bms.hal.sim").SimHal(cfg, kernels, FrameFiles(R["rx_path"]))
+        app, keeper, console, _services = _mod("bms.board_start")._assemble({"board": "bench", "hal": "sim"}, cfg, R["raw"], store, "bench",
+                                                          R["root"], hal, kernels, False, "power", NullPort())
+        _boot_peak("_assemble")
         R.update(app=app, keeper=keeper, console=console, hal=hal, phase=1, n=0, tsum=0, tmax=0, peak=0, peak_at=-1,
                  live_max=0)
-        del raw, cfg, store
+        del R["raw"], R["cfg"], cfg, store
         return 1
     if ph == 1:
         R["booted"] = gc.mem_alloc()
@@ -86,7 +128,8 @@ def step():
         print(json.dumps({"ticks": R["n"], "interpreter": base, "code": R["code"], "booted": R["booted"],
                           "data": R["booted"] - base - R["code"], "peak": R["peak"], "peak_at": R["peak_at"],
                           "live_max": R["live_max"], "tick_mean_us": R["tsum"] // R["n"] if R["n"] else 0,
-                          "tick_max_us": R["tmax"], "internal_error": app.state.internal_error}))
+                          "tick_max_us": R["tmax"], "internal_error": app.state.internal_error,
+                          "grew": R["grew"], "boot_peak": R["boot_peak"], "grew_at": R.get("grew_at"), "boot_peak_in": R.get("boot_peak_in")}))
         return 0
     t0 = time.ticks_us()
     now = hal.now_ms

@@ -10,8 +10,10 @@
 // with sys.argv = [SCRIPT, ARG...] and with MPDIRs on sys.path in order;
 // with --step, FUNCTION (defined by it) is then called until it returns
 // a false value. The GC heap starts at --heap bytes, but this build adds
-// heap areas as it needs them (gc.mem_free() reports ~128 MiB): a
-// MemoryError is only real under micropython.heap_lock().
+// heap areas as it needs them (gc.mem_free() adds a constant ~128 MiB
+// "max new split"): a MemoryError is only real under
+// micropython.heap_lock(), and a script sees where a fixed heap would
+// have run out by gc.mem_alloc() + gc.mem_free() growing (bench_fw.py).
 // Each --get copies a file the script wrote back to the host afterwards.
 // Its stdout/stderr go to ours; an uncaught exception exits 1, a
 // SystemExit(n) exits n.

@@ -37,7 +37,8 @@ def soak(days: float | None = None) -> dict:
         (work / "config.json").write_text(json.dumps(config))
         (work / "rx.bin").write_bytes(b"".join(s for s, _ in rec))
         fw = bytecode_firmware(tmp / "fw")
-        out = run_once(fw, work, 1 << 20, state=(sc.firmware_soc, firmware_capacity_mah(sc)))
+        # the month: 2.6 M ticks at ~1 ms each on this port
+        out = run_once(fw, work, 1 << 20, state=(sc.firmware_soc, firmware_capacity_mah(sc)), timeout=4 * 3600)
         t2 = time.perf_counter()
     # the events ran (the unix-port run of the same frames: grid-active ticks)
     out["grid_active_ticks"] = sum(1 for _, a in rec if a[frames.GRID_OFF + 12])
