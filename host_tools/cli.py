@@ -288,6 +288,21 @@ def cmd_monitor(args) -> int:
     return monitor.main(args.port, args.csv, args.send, args.duration, args.screenshot, key=key)
 
 
+def cmd_gateway(args) -> int:
+    from host_tools import gateway
+    over = {"vtn": args.vtn, "ven_name": args.ven_name, "port": args.port, "key_file": args.key_file,
+            "ven_id": args.ven_id, "report_s": args.report_s, "min_share": args.min_share,
+            "simple_w": [int(x) for x in args.simple_w.split(",")] if args.simple_w and all(
+                x.strip().isdigit() for x in args.simple_w.split(",")) else args.simple_w,
+            "vtn_fingerprint": args.vtn_fingerprint}
+    try:
+        s = gateway.load_settings(args.settings, over) if args.settings else gateway.make_settings(over, "command line")
+    except gateway.SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return gateway.main(s)
+
+
 def cmd_powercut(args) -> int:
     import json
     import subprocess
@@ -446,6 +461,18 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--no-follow", action="store_true", help="a frames file: stop at its end instead of waiting for more")
     p.set_defaults(func=cmd_can)
+    p = sub.add_parser("gateway", help="an OpenADR 2.0b VEN: a utility's grid events to one pack, delivery reported")
+    p.add_argument("--settings", help="a TOML file with a [gateway] table (the options below; these win over it)")
+    p.add_argument("--vtn", help="the VTN's URL, e.g. https://vtn.example/OpenADR2/Simple/2.0b")
+    p.add_argument("--ven-name", help="this VEN's name, as enrolled with the VTN")
+    p.add_argument("--ven-id", help="this VEN's venID, if the VTN assigned one already")
+    p.add_argument("--port", help="the pack's serial console (e.g. /dev/ttyACM0, or the virtual board's pty)")
+    p.add_argument("--key-file", help="a production pack's key (or BMS_KEY_FILE / BMS_KEY)")
+    p.add_argument("--report-s", type=int, help="report sampling interval in s (default 10)")
+    p.add_argument("--min-share", type=float, help="opt out below this share of the power asked (default 0.5)")
+    p.add_argument("--simple-w", help="SIMPLE levels 1,2,3 as export powers in W (default 1000,2000,3000)")
+    p.add_argument("--vtn-fingerprint", help="verify the VTN's XML signatures against this certificate fingerprint")
+    p.set_defaults(func=cmd_gateway)
     p = sub.add_parser("powercut", help="power cuts during config saves, state saves and log appends on littlefs")
     p.add_argument("--cuts", type=int, default=10000)
     p.add_argument("--seed", type=int, default=1)

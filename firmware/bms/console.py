@@ -281,7 +281,10 @@ class Console:
                 first = False
         w("]")
         if hasattr(st, "grid_active"):
-            w(',"grid":%d,"grid_w":%d,"grid_wh_total":%d' % (st.grid_active, st.grid_power_w, st.grid_wh_total))
+            # grid_mwh: this (or the last) event's export as the firmware counts it, the
+            # delivered energy a gateway reports (bmsctl gateway)
+            w(',"grid":%d,"grid_w":%d,"grid_wh_total":%d,"grid_mwh":%d' % (
+                st.grid_active, st.grid_power_w, st.grid_wh_total, st.grid_mwh_event))
         w("}\n")
 
 
