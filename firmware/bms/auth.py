@@ -13,6 +13,16 @@
 # good for CHALLENGE_MS, so a captured response is worth nothing. After a
 # wrong response no challenge is given for 1, 2, 4, ... s (at most
 # BACKOFF_MAX_MS) and the failure is an event (EV_AUTH, AUTH_FAIL).
+# The count of failed attempts is kept in FAILS_FILE too, so a reset (or a
+# USB power cycle) does not clear the back-off: written on a failed attempt
+# only and removed on success, so flash wear is bounded by the back-off
+# itself (one small write per failure, failures at most 1, 2, 4 ... s
+# apart). The console runs between ticks, never inside one; the write is
+# the same tmp + rename as mqtt_ctr.txt. After a reset the count is read at
+# the first `auth` and its back-off runs from then (the board's clock
+# starts again at a reset, so the time of the last failure is unknown; from
+# the first attempt is the stricter choice). A counter file that cannot be
+# read or does not parse counts as the maximum (fail closed), never as 0.
 # Key rotation inside a session (the session's challenge is the nonce):
 #   > key rotate <new XOR HMAC(old, "bms-rotate|" + nonce)> <HMAC(old, "bms-rotate-mac|" + nonce + new)>
 # The key (32 bytes, key.bin on the board's filesystem) is read when
@@ -31,6 +41,10 @@ CHALLENGE_MS = const(30000)  # a challenge not answered within this is void
 SESSION_MS = const(300000)  # a session ends 5 min after it opened
 BACKOFF_MAX_MS = const(600000)  # the longest wait after failed attempts
 CTR_FILE = "mqtt_ctr.txt"  # the newest accepted MQTT counter, against replay after a reboot
+FAILS_FILE = "auth_fails.txt"  # failed attempts in a row, so the back-off survives a reset
+FAILS_MAX = const(11)  # a count whose back-off is BACKOFF_MAX_MS: a corrupt counter file
+FAILS_CHECK = const(0x2AAAAAAA)  # the file holds "N M" with M = N ^ FAILS_CHECK
+ENOENT = const(2)
 
 
 def _hex(b):
@@ -63,14 +77,65 @@ def _key(con):
     return k
 
 
+def _wait(fails):
+    if fails <= 0:
+        return 0
+    wait = 1000 << (fails - 1) if fails < FAILS_MAX else BACKOFF_MAX_MS
+    return wait if wait < BACKOFF_MAX_MS else BACKOFF_MAX_MS
+
+
+def read_fails(root):
+    """The persisted count of failed attempts: 0 when there is no file,
+    FAILS_MAX when it cannot be read or does not parse (fail closed)."""
+    try:
+        f = open(root + "/" + FAILS_FILE)
+    except OSError as e:
+        return 0 if e.args and e.args[0] == ENOENT else FAILS_MAX
+    try:
+        with f:
+            words = f.read().split()
+        n = int(words[0])
+        if len(words) != 2 or int(words[1]) != n ^ FAILS_CHECK or not 0 < n < 1000000:
+            return FAILS_MAX
+        return n
+    except Exception:  # noqa: OSError, ValueError, IndexError, bad UTF-8: all count as corrupt
+        return FAILS_MAX
+
+
+def _restore(con, now_ms):
+    # the first lock command since the board started: the count persisted
+    # before the reset, its back-off counted from now
+    n = read_fails(con.root)
+    con.auth_fails = n
+    con.auth_retry = ticks.add(now_ms, _wait(n)) if n else None
+
+
 def _fail(con, now_ms):
+    if con.auth_fails < 0:
+        _restore(con, now_ms)
     con.auth_fails += 1
-    wait = 1000 << (con.auth_fails - 1) if con.auth_fails < 11 else BACKOFF_MAX_MS
-    if wait > BACKOFF_MAX_MS:
-        wait = BACKOFF_MAX_MS
+    wait = _wait(con.auth_fails)
     con.auth_retry = ticks.add(now_ms, wait)
     con.app.state.event(now_ms, EV_AUTH, AUTH_FAIL, con.auth_fails)
+    n = con.auth_fails if con.auth_fails < 1000000 else 999999
+    path = con.root + "/" + FAILS_FILE
+    try:
+        with open(path + ".tmp", "w") as f:
+            f.write("%d %d\n" % (n, n ^ FAILS_CHECK))
+        os.rename(path + ".tmp", path)  # atomic on littlefs: the old count or the new
+    except OSError:
+        con.auth_fails_unsaved += 1  # a full or failing filesystem: the back-off still holds in RAM
     return wait
+
+
+def _succeeded(con):
+    if con.auth_fails:  # nothing on flash to clear otherwise (no write on a clean login)
+        try:
+            os.remove(con.root + "/" + FAILS_FILE)
+        except OSError:
+            pass  # already gone, or not removable: the next reset counts it again (closed)
+    con.auth_fails = 0
+    con.auth_retry = None
 
 
 def cmd_auth(con, args, now_ms):
@@ -78,6 +143,8 @@ def cmd_auth(con, args, now_ms):
         raise CommandError("this board is in bench mode: nothing is locked")
     if len(args) > 1:
         raise CommandError("expected 'auth' or 'auth RESPONSE'")
+    if con.auth_fails < 0:
+        _restore(con, now_ms)
     if not args:
         if con.auth_retry is not None:
             left = ticks.diff(con.auth_retry, now_ms)
@@ -97,8 +164,7 @@ def cmd_auth(con, args, now_ms):
     if got is None or not equal(got, want):
         con.session_end = None
         raise CommandError("wrong response; next challenge in %d ms" % _fail(con, now_ms))
-    con.auth_fails = 0
-    con.auth_retry = None
+    _succeeded(con)
     con.session_end = ticks.add(now_ms, SESSION_MS)
     con.session_nonce = c
     con.app.state.event(now_ms, EV_AUTH, AUTH_OPEN, 0)

@@ -13,6 +13,8 @@ import gc
 import sys
 import json
 
+looping = False  # the control loop has started: a failure from here on is the runner's (bms/boot.py)
+
 
 def boot_line(obj):
     # One JSON line on the console, so host tools (flash, monitor) see the
@@ -41,52 +43,80 @@ class _WithKeeper:
 
 def run(board, cfg, raw, store, source, root, machine=None, clock=None, port=None, max_ticks=-1):
     """Returns the BoardRunner after max_ticks (never, with -1: an escape
-    ends in the safe state and machine.reset())."""
+    ends in the safe state and machine.reset()). A start-up that fails:
+    None on a bench board (the REPL, as before), the locked stand-by on a
+    production one (bms/standby.py)."""
+    global looping
     if machine is None:
         import machine
     if clock is None:
         import time as clock
     from bms import VERSION
-    from bms import kernels
-    from bms.config import drop
-    # the board file's parser is boot-only: dropped once the HAL is built
-    parser = "bms.board"
-    loaded = parser not in sys.modules
-    from bms.board import build_hal, BoardError
-    from bms.runner import BoardRunner
+    hal = wdt = None
     try:
-        hal = build_hal(board, cfg, kernels, machine, clock)
-    except BoardError as e:
-        # Nothing was built, so no output was ever driven: the pins stay
-        # inputs (contactor drivers off). Say why and stay in the REPL.
-        boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
-        return None
-    build_hal = BoardError = None
-    if loaded:
-        drop((parser,))
-    cause = machine.reset_cause()
-    wdt_reset = cause == machine.WDT_RESET
-    app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
-                                               "wdt" if wdt_reset else cause, port)
-    if "can" in board:
-        from bms.can_service import build as build_can, CanConfigError
+        from bms import kernels
+        from bms.config import drop
+        # the board file's parser is boot-only: dropped once the HAL is built
+        parser = "bms.board"
+        loaded = parser not in sys.modules
+        from bms.board import build_hal, BoardError
+        from bms.runner import BoardRunner
         try:
-            # first of the services: the inverter hears the limits on time
-            services = (build_can(board["can"], app, machine, clock, clock.ticks_ms()),) + services
-        except CanConfigError as e:
-            # the pack runs without the inverter link (protection does not
-            # need it); the boot line says why
-            boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
-    wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
-    gc.collect()
-    runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, services)
-    for s in services:
-        s.loop = runner  # its overrun count goes out with the telemetry
+            hal = build_hal(board, cfg, kernels, machine, clock)
+        except BoardError as e:
+            # Nothing was built, so no output was ever driven: the pins stay
+            # inputs (contactor drivers off). Say why and stay in the REPL
+            # (bench) or the stand-by (production).
+            boot_line({"version": VERSION, "board": board.get("board"), "error": str(e)})
+            return _standby(board, root, "board: " + str(e), None, machine, clock, port, None, max_ticks)
+        build_hal = BoardError = None
+        if loaded:
+            drop((parser,))
+        cause = machine.reset_cause()
+        wdt_reset = cause == machine.WDT_RESET
+        app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset,
+                                                   "wdt" if wdt_reset else cause, port)
+        if "can" in board:
+            from bms.can_service import build as build_can, CanConfigError
+            try:
+                # first of the services: the inverter hears the limits on time
+                services = (build_can(board["can"], app, machine, clock, clock.ticks_ms()),) + services
+            except CanConfigError as e:
+                # the pack runs without the inverter link (protection does not
+                # need it); the boot line says why
+                boot_line({"version": VERSION, "board": board.get("board"), "can_error": str(e)})
+        wdt = machine.WDT(timeout=board.get("watchdog_ms", 2000))
+        gc.collect()
+        runner = BoardRunner(_WithKeeper(app, keeper), cfg.tick_ms, clock, wdt, machine.reset, console, services)
+        for s in services:
+            s.loop = runner  # its overrun count goes out with the telemetry
+    except Exception as e:  # noqa: any failure of the start-up; KeyboardInterrupt below
+        return _start_failed(board, root, e, hal, machine, clock, port, wdt, max_ticks)
+    except KeyboardInterrupt as e:
+        return _start_failed(board, root, e, hal, machine, clock, port, wdt, max_ticks)
     if console.root is not None:
         import micropython
         micropython.kbd_intr(-1)  # production: Ctrl-C is a byte for the console, no KeyboardInterrupt
+    looping = True
     runner.run(max_ticks)
     return runner
+
+
+def _start_failed(board, root, e, hal, machine, clock, port, wdt, max_ticks):
+    if board.get("mode", "bench") == "bench":
+        raise e  # bench: the traceback and the REPL, as before
+    from bms import VERSION
+    what = "start-up: " + repr(e)
+    boot_line({"version": VERSION, "board": board.get("board"), "error": what})
+    return _standby(board, root, what, hal, machine, clock, port, wdt, max_ticks)
+
+
+def _standby(board, root, what, hal, machine, clock, port, wdt, max_ticks):
+    """The locked stand-by (production) or None (bench: the REPL)."""
+    from bms.standby import locked, enter
+    if not locked(root, board):
+        return None
+    return enter(root, board, what, hal, machine, clock, port, wdt, max_ticks)
 
 
 def _assemble(board, cfg, raw, store, source, root, hal, kernels, wdt_reset, reset_cause, port):
@@ -149,29 +179,37 @@ def _services(board, app, console):
 def run_virtual(board, cfg, raw, store, source, root):
     """The virtual board: the plant's address is its wiring, given by the
     process that runs it (BMS_SIM_LINK), as is the reset cause."""
+    global looping
     import os
     from bms import VERSION
-    from bms import kernels
-    from bms.hal.sim import SimHal, connect, hello, sim_loop
     link = os.getenv("BMS_SIM_LINK") or board.get("sim_link")
     if not link:
-        boot_line({"version": VERSION, "board": board.get("board"), "error": "sim HAL: no plant address (BMS_SIM_LINK)"})
-        return
-    host, port = link.rsplit(":", 1)
-    stream = connect(host, int(port))
-    reset = os.getenv("BMS_RESET_CAUSE") or "power"
+        what = "sim HAL: no plant address (BMS_SIM_LINK)"
+        boot_line({"version": VERSION, "board": board.get("board"), "error": what})
+        return _standby(board, root, "board: " + what, None, None, None, None, None, -1)
+    stream = None
     try:
+        from bms import kernels
+        from bms.hal.sim import SimHal, connect, hello, sim_loop
+        host, port = link.rsplit(":", 1)
+        stream = connect(host, int(port))
+        reset = os.getenv("BMS_RESET_CAUSE") or "power"
         hal = SimHal(cfg, kernels, stream)
         app, keeper, console, services = _assemble(board, cfg, raw, store, source, root, hal, kernels,
                                                    reset == "wdt", reset, None)
         if os.getenv("BMS_CAN"):
             # the inverter CAN on an MCP2515 model (bmsctl board --can):
             # frames to the file BMS_CAN_OUT, stamped with the wall clock
-            import sys
             sys.path.append(os.getenv("BMS_CHIPS"))
             from chips.can_sim import SimCan
             services = (SimCan(app, os.getenv("BMS_CAN"), os.getenv("BMS_CAN_OUT"), True),) + services
         hal.hello(hello(cfg))
+    except BaseException as e:  # noqa: any failure of the start-up
+        if stream is not None:
+            stream.close()  # the plant drops the coils of a board that no longer drives them
+        return _start_failed(board, root, e, None, None, None, None, None, -1)
+    try:
+        looping = True
         if console.root is None:
             sim_loop(app, hal, keeper, console, services)
             return

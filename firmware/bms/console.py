@@ -73,7 +73,8 @@ class Console:
         self.challenge_t = 0
         self.session_end = None
         self.session_nonce = None
-        self.auth_fails = 0
+        self.auth_fails = -1  # failed attempts in a row; -1: not read from flash yet (bms/auth.py)
+        self.auth_fails_unsaved = 0  # failures the filesystem did not take
         self.auth_retry = None
         self.maintenance = False  # `repl` asked for the REPL: the runner does not reset
         self.mqtt_ctr = None
