@@ -51,7 +51,8 @@ def kernel_worker():
 # Modules whose module-scoped fixture is expensive (a virtual board flashed
 # and booted, one MicroPython run feeding every test): their tests stay on
 # one worker, so the fixture is built once.
-ONE_WORKER_MODULES = ("test_virtual_board.py", "test_soc.py", "test_lock_vboard.py", "test_gateway.py")  # one board, tests in order
+ONE_WORKER_MODULES = ("test_virtual_board.py", "test_soc.py", "test_lock_vboard.py", "test_gateway.py",
+                      "test_lock_standby.py")  # one board, tests in order
 # Longest first, so the last test to start is a short one (the run ends
 # when its slowest worker does). Seconds per test (or per module for a
 # one-worker module) measured in a `make test` run on 2 loaded cores; a test
@@ -84,6 +85,7 @@ LONG_TESTS_S = {
     "test_cluster.py::test_campaign_on_a_local_cluster": 8,
     "test_fleet.py::test_small_fleet": 10,
     "test_gateway.py::": 65,
+    "test_lock_standby.py::": 25,
 }
 
 
