@@ -103,11 +103,16 @@ def mpy_cross_path() -> str:
     return path
 
 
-def compile_mpy(mpy_cross: str, arch: str | None, src: Path, dst: Path) -> None:
-    """src -> dst.mpy for `arch` (None: bytecode only, loads on any port)."""
+def compile_mpy(mpy_cross: str, arch: str | None, src: Path, dst: Path, name: str | None = None) -> None:
+    """src -> dst.mpy for `arch` (None: bytecode only, loads on any port).
+    `name` is the file name the .mpy carries for tracebacks (default: the
+    path under firmware/, e.g. bms/soc.py): mpy-cross would otherwise embed
+    this machine's absolute path, one qstr per module in the board's RAM."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     march = [f"-march={arch}"] if arch else []
-    r = subprocess.run([mpy_cross, *march, "-o", str(dst), str(src)], capture_output=True, text=True)
+    if name is None:
+        name = src.relative_to(FIRMWARE).as_posix() if src.is_relative_to(FIRMWARE) else src.name
+    r = subprocess.run([mpy_cross, *march, "-s", name, "-o", str(dst), str(src)], capture_output=True, text=True)
     if r.returncode != 0:
         raise FlashError(f"mpy-cross {' '.join(march)} {src}: {r.stderr.strip()}")
 
@@ -134,7 +139,7 @@ def build_lib(arch: str, out: Path) -> list[Path]:
     files = []
     for src, rel in lib_sources():
         dst_rel = Path("lib") / Path(rel).with_suffix(".mpy")
-        compile_mpy(mpy_cross, arch, src, out / dst_rel)
+        compile_mpy(mpy_cross, arch, src, out / dst_rel, name=Path(rel).as_posix())
         files.append(dst_rel)
     return files
 

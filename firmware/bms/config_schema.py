@@ -263,9 +263,16 @@ def _what(key):
         drop(("bms.config_text",))
 
 
+def _ok(v, lo, hi):
+    # an integer in range (bool is a type of its own, not int)
+    return type(v) is int and lo <= v <= hi
+
+
 def _int(key, v, lo, hi, what=None):
     # what: None for the INT_KEYS rows (looked up only for an error)
-    if (type(v) is not int or v is True or v is False or v < lo or v > hi) and what is None:
+    if _ok(v, lo, hi):
+        return v
+    if what is None:
         what = _what(key)
     if type(v) is not int or v is True or v is False:
         _err(key, "expected an integer (" + what + "), got " + repr(v))
@@ -341,8 +348,10 @@ def _table(cfg, key, rows):
         r = rows[i]
         if not isinstance(r, (list, tuple)) or len(r) != 2:
             _err("%s[%d]" % (key, i), "expected [%s, %s], got %r" % (xu, yu, r))
-        xs[i] = _int("%s[%d][0]" % (key, i), r[0], xlo, xhi, xu)
-        ys[i] = _int("%s[%d][1]" % (key, i), r[1], ylo, yhi, yu)
+        if not (_ok(r[0], xlo, xhi) and _ok(r[1], ylo, yhi)):  # names built for the message only
+            _int("%s[%d][0]" % (key, i), r[0], xlo, xhi, xu)
+            _int("%s[%d][1]" % (key, i), r[1], ylo, yhi, yu)
+        xs[i], ys[i] = r[0], r[1]
         if i and xs[i] <= xs[i - 1]:
             _err("%s[%d][0]" % (key, i), "%d must be above the previous %d (rising)" % (xs[i], xs[i - 1]))
     if key == "ocv":
@@ -427,7 +436,8 @@ def _calibration(cfg, merged):
             if len(src) != n:
                 _err(name, "expected %d values (one per cell), got %d" % (n, len(src)))
             for i in range(n):
-                dst[i] = _int("%s[%d]" % (name, i), src[i], lo, hi, "calibration")
+                v = src[i]
+                dst[i] = v if _ok(v, lo, hi) else _int("%s[%d]" % (name, i), v, lo, hi, "calibration")
         else:
             v = _int(name, src, lo, hi, "calibration")
             for i in range(n):
@@ -450,25 +460,30 @@ def _faults(cfg, preset, user):
         row = F.TABLE[i]
         name, unit = row[0], row[6]
         v = user.get(name, preset.get(name, COMMON_FAULTS.get(name, cur.get(name))))
-        key = "faults." + name
+        # the field names are built only for an error message: 45 rows of
+        # them would be the largest garbage of a boot
         if not isinstance(v, (list, tuple)) or len(v) != 4:
-            _err(key, "expected [trip_%s, trip_delay_ms, recover_%s, recover_delay_ms], got %r" % (unit, unit, v))
+            _err("faults." + name, "expected [trip_%s, trip_delay_ms, recover_%s, recover_delay_ms], got %r"
+                 % (unit, unit, v))
         lim = 1000000 if unit == "ma" else 10000
-        trip = _int(key + ".trip_" + unit, v[0], -lim, lim, "threshold in " + unit)
-        tms = _int(key + ".trip_delay_ms", v[1], 0, 600000, "ms")
-        rec = _int(key + ".recover_" + unit, v[2], -lim, lim, "threshold in " + unit)
-        rms = _int(key + ".recover_delay_ms", v[3], 0, 3600000, "ms")
+        trip, tms, rec, rms = v[0], v[1], v[2], v[3]
+        if not (_ok(trip, -lim, lim) and _ok(tms, 0, 600000) and _ok(rec, -lim, lim) and _ok(rms, 0, 3600000)):
+            key = "faults." + name
+            _int(key + ".trip_" + unit, trip, -lim, lim, "threshold in " + unit)
+            _int(key + ".trip_delay_ms", tms, 0, 600000, "ms")
+            _int(key + ".recover_" + unit, rec, -lim, lim, "threshold in " + unit)
+            _int(key + ".recover_delay_ms", rms, 0, 3600000, "ms")
         # Flags and counts recover when they drop below the trip value.
         if row[2] == F.ABOVE and not (rec < trip or (unit == "n" and rec == trip)):
-            _err(key + ".recover_" + unit, "%d must be below the trip threshold %d (hysteresis)" % (rec, trip))
+            _err("faults." + name + ".recover_" + unit, "%d must be below the trip threshold %d (hysteresis)" % (rec, trip))
         if row[2] == F.BELOW and not rec > trip:
-            _err(key + ".recover_" + unit, "%d must be above the trip threshold %d (hysteresis)" % (rec, trip))
+            _err("faults." + name + ".recover_" + unit, "%d must be above the trip threshold %d (hysteresis)" % (rec, trip))
         if name in SCAN_ROWS:
             scans, why = SCAN_ROWS[name]
             least = scans * cfg.tick_ms
             if trip < least:
                 if name in user or name in preset:
-                    _err(key + ".trip_" + unit, "%d ms is less than %d scans at tick_ms %d (%d ms): %s"
+                    _err("faults." + name + ".trip_" + unit, "%d ms is less than %d scans at tick_ms %d (%d ms): %s"
                          % (trip, scans, cfg.tick_ms, least, why))
                 trip = least  # the default stretched to the slower tick
         cfg.fault_trip[i] = trip

@@ -47,17 +47,22 @@ class NullPort:
 R = {"grew": 0, "boot_peak": 0}
 
 
-# What _assemble imports (all counted as code), one module per cycle:
-# this build's GC frees nothing inside a call (garbage waits until the
-# call returns to JavaScript), so importing them all in one call would
-# charge every module's load-time garbage to the heap at once, which a
-# board's GC frees as it goes.
-IMPORTS = ("bms.kernels_ref", "bms.config", "bms.hal.sim", "bms.board_start", "bms.persist.config_store",
-           "bms.app", "bms.console", "bms.persist.keeper", "bms.persist.state_record", "bms.persist.event_log")
+# The start-up in a board's order (bms/boot.py board_main, then
+# bms/board_start.py): the entry's own imports, config.json read and
+# validated by Config() (which loads the schema and the chemistry presets
+# and drops them again), and only then the modules the running pack needs,
+# then _assemble. One stage per cycle: this build's GC frees nothing
+# inside a call (garbage waits until the call returns to JavaScript), so
+# one call for it all would charge every stage's garbage to the heap at
+# once, which a board's GC frees as it goes.
+STAGES = ("import bms.config", "import bms.persist.config_store", "import bms.board_start", "config.json read",
+          "Config()", "import bms.kernels_ref", "import bms.hal.sim", "import bms.app", "import bms.console",
+          "import bms.persist.keeper", "import bms.persist.state_record", "import bms.persist.event_log",
+          "_assemble")
 
 
 def main(cfg_path, rx_path, root):
-    R.update(cfg_path=cfg_path, rx_path=rx_path, root=root, phase=-len(IMPORTS))
+    R.update(cfg_path=cfg_path, rx_path=rx_path, root=root, phase=0, stage=0, code=0, pre=0)
 
 
 def _mod(name):
@@ -76,6 +81,26 @@ def _boot_peak(what):
         R["boot_peak_in"] = what
 
 
+def _stage(what):
+    if what.startswith("import "):
+        _mod(what[7:])
+    elif what == "config.json read":
+        with open(R["cfg_path"]) as f:
+            R["raw"] = json.load(f)
+    elif what == "Config()":
+        R["cfg"] = _mod("bms.config").Config(R["raw"])
+    else:
+        cfg = R["cfg"]
+        kernels = _mod("bms.kernels_ref")
+        store = _mod("bms.persist.config_store").ConfigStore(R["root"], validate=_mod("bms.config").Config)
+        hal = _mod("bms.hal.sim").SimHal(cfg, kernels, FrameFiles(R["rx_path"]))
+        app, keeper, console, _services = _mod("bms.board_start")._assemble(
+            {"board": "bench", "hal": "sim"}, cfg, R["raw"], store, "bench", R["root"], hal, kernels, False, "power",
+            NullPort())
+        R.update(app=app, keeper=keeper, console=console, hal=hal)
+        del R["raw"], R["cfg"]
+
+
 def step():
     """Called once per cycle by run.mjs --step (gc.collect() only frees
     between such calls on this build)."""
@@ -84,36 +109,18 @@ def step():
     g = gc.mem_alloc() + gc.mem_free() - area0
     if g > R["grew"]:
         R["grew"] = g
-        R["grew_at"] = ph if ph <= 1 else 2 + R["n"]
-    if ph < 0:
-        _mod(IMPORTS[len(IMPORTS) + ph])
-        R["phase"] = ph + 1
-        _boot_peak("import " + IMPORTS[len(IMPORTS) + ph])
-        return 1
-    # assembly as a board's start-up does it, one stage per call (see IMPORTS)
+        R["grew_at"] = STAGES[R["stage"] - 1] if ph == 0 else ("booted" if ph == 1 else 2 + R["n"])
     if ph == 0:
-        R["code"] = gc.mem_alloc() - base
-        with open(R["cfg_path"]) as f:
-            R["raw"] = json.load(f)
-        _boot_peak("config.json read")
-        R["phase"] = 0.25
-        return 1
-    if ph == 0.25:
-        R["cfg"] = _mod("bms.config").Config(R["raw"])
-        _boot_peak("Config()")
-        R["phase"] = 0.5
-        return 1
-    if ph == 0.5:
-        cfg = R["cfg"]
-        kernels = _mod("bms.kernels_ref")
-        store = _mod("bms.persist.config_store").ConfigStore(R["root"], validate=_mod("bms.config").Config)
-        hal = _mod("bms.hal.sim").SimHal(cfg, kernels, FrameFiles(R["rx_path"]))
-        app, keeper, console, _services = _mod("bms.board_start")._assemble({"board": "bench", "hal": "sim"}, cfg, R["raw"], store, "bench",
-                                                          R["root"], hal, kernels, False, "power", NullPort())
-        _boot_peak("_assemble")
-        R.update(app=app, keeper=keeper, console=console, hal=hal, phase=1, n=0, tsum=0, tmax=0, peak=0, peak_at=-1,
-                 live_max=0)
-        del R["raw"], R["cfg"], cfg, store
+        i = R["stage"]
+        if i and STAGES[i - 1].startswith("import "):
+            R["code"] += gc.mem_alloc() - R["pre"]  # the module as it stays loaded (code counted as code)
+        if i == len(STAGES):
+            R.update(phase=1, n=0, tsum=0, tmax=0, peak=0, peak_at=-1, live_max=0)
+            return 1
+        R["pre"] = gc.mem_alloc()
+        _stage(STAGES[i])
+        _boot_peak(STAGES[i])
+        R["stage"] = i + 1
         return 1
     if ph == 1:
         R["booted"] = gc.mem_alloc()
