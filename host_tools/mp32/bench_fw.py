@@ -55,8 +55,8 @@ R = {"grew": 0, "boot_peak": 0}
 # inside a call (garbage waits until the call returns to JavaScript), so
 # one call for it all would charge every stage's garbage to the heap at
 # once, which a board's GC frees as it goes.
-STAGES = ("import bms.config", "import bms.persist.config_store", "import bms.board_start", "config.json read",
-          "Config()", "import bms.kernels_ref", "import bms.hal.sim", "import bms.app", "import bms.console",
+STAGES = ("import bms.boot", "import bms.persist.config_store", "import bms.board_start", "config.json read",
+          "Config()", "import bms.kernels_ref", "import bms.hal.sim", "import bms.runner", "import bms.app", "import bms.console",
           "import bms.persist.keeper", "import bms.persist.state_record", "import bms.persist.event_log",
           "_assemble")
 
