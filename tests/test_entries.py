@@ -1,7 +1,9 @@
 """The two ways of starting the firmware read top to bottom in their own
-modules: bms/boot.py (argument parsing for the host simulation, and the
-board's configuration read) and bms/board_start.py (the board's start-up)
-do not import each other both ways; the sim loop lives with the sim HAL."""
+modules: bms/sim_start.py (the host simulation's argument parsing and
+start-up), bms/boot.py (the board's configuration read) and
+bms/board_start.py (the board's start-up); board_start never imports boot,
+a board never loads the simulation's entry, and the sim loop lives with
+the sim HAL."""
 import ast
 
 from host_tools.firmware import FIRMWARE
@@ -27,3 +29,17 @@ def test_sim_loop_and_hello_live_with_the_sim_hal():
     assert "def sim_loop" not in src and "def hello" not in src
     sim = (FIRMWARE / "bms" / "hal" / "sim.py").read_text()
     assert "def sim_loop(" in sim and "def hello(" in sim
+
+
+def test_the_host_simulations_entry_is_its_own_module():
+    boot = (FIRMWARE / "bms" / "boot.py").read_text()
+    assert "def _args" not in boot and "--sim" not in boot
+    sim = FIRMWARE / "bms" / "sim_start.py"
+    assert "def _args(" in sim.read_text()
+    names = imported(sim)
+    assert not any(n.split(".")[:2] in (["bms", "boot"], ["bms", "board_start"]) for n in names), names
+    # boot loads it only for a command line (a board has none)
+    tree = ast.parse(boot)
+    top = {a.name for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names} | {
+        node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
+    assert "bms.sim_start" not in top

@@ -32,7 +32,7 @@ def main(argv):
         from bms import kernels_ref as kernels
     else:
         from bms import kernels
-    from bms.boot import load_config
+    from bms.sim_start import load_config
     from bms.hal.sim import sim_loop
     from bms.hal.sim import SimHal
     from bms.app import App

@@ -5,7 +5,7 @@
 # goes back to the plant is what the modelled hardware does: contactor pin
 # levels, the PWM duty, the heater pin, the cells the chip is balancing.
 #
-# Started by firmware/bms/boot.py with --afe NAME --board FILE --chips DIR.
+# Started by firmware/bms/sim_start.py with --afe NAME --board FILE --chips DIR.
 import json
 from bms.hal.sim import SimHal
 from bms.state import State
