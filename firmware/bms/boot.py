@@ -66,8 +66,8 @@ def board_main(root=".", machine=None, clock=None, port=None, max_ticks=-1):
             _boot_line({"version": VERSION, "board": board.get("board"), "error": msg})
             return _failed(root, board, "board: " + msg, machine, clock, port, max_ticks)
         # The virtual board: the host plant is its front end (bms/board_start.py).
-        from bms import board_start
-        return board_start.run_virtual(board, cfg, raw, store, source, root)
+        from bms.vboard_start import run_virtual
+        return run_virtual(board, cfg, raw, store, source, root)
     except Exception as e:  # noqa: any failure of the start-up (the loop's own end is not one)
         if _looping() or not _locked(root, board):
             raise

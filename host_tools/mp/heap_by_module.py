@@ -160,7 +160,7 @@ def user_config():
 
 
 def boot(out=None):
-    """The virtual board's start-up (bms/board_start.py run_virtual) on the
+    """The virtual board's start-up (bms/vboard_start.py run_virtual) on the
     in-memory front end. Returns (app, hal, keeper, console, port)."""
     def step(name):
         if out is not None:
