@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
     # Same order on every worker (xdist checks): a stable sort on a table.
     items.sort(key=_expected_s, reverse=True)
+
+
+def wait_for(cond, timeout_s=10.0):
+    """Polls cond() every 50 ms until it is true (True) or timeout_s passes
+    (False): for tests against a board or a service running in real time."""
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+

@@ -32,22 +32,13 @@ from host_tools.flash import config_store_text
 from host_tools.scenario import parse
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 OUT_NEG, OUT_POS = 1, 4
 VEN_ID = "ven-pack-1"
 EVENT_S = 30
 EVENT_W = 3000
 REPORT_S = 5  # the gateway's report sampling period in the rig
-
-
-def wait_for(cond, timeout_s=10.0):
-    t_end = time.monotonic() + timeout_s
-    while time.monotonic() < t_end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def free_port():

@@ -25,7 +25,7 @@ from host_tools.flash import config_store_text
 from host_tools.scenario import load
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 OUT_NEG, OUT_POS = 1, 4
 KEY = os.urandom(32)
@@ -33,15 +33,6 @@ KEY = os.urandom(32)
 
 def closed(vb):
     return (vb.plant.pack.physical & (OUT_NEG | OUT_POS)) == (OUT_NEG | OUT_POS)
-
-
-def wait_for(cond, timeout_s=10.0):
-    t_end = time.monotonic() + timeout_s
-    while time.monotonic() < t_end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def fs_state(fs):

@@ -20,7 +20,7 @@ from host_tools.flash import soft_reset_and_wait_boot
 from host_tools.scenario import load
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 OUT_NEG, OUT_POS = 1, 4
 
@@ -38,15 +38,6 @@ def mpremote(port, *args, timeout=60):
 def fs_digest(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def wait_for(cond, timeout_s=10.0):
-    t_end = time.monotonic() + timeout_s
-    while time.monotonic() < t_end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture(scope="module")
