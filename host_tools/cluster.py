@@ -48,7 +48,7 @@ def client(scheduler: str | None = None, workers: int | None = None):
 
 def worker_cpu() -> int | None:
     """The core index for this worker's lock-step pair: the LocalCluster's
-    worker name (0..n-1); None elsewhere (then Simulation picks by pid)."""
+    worker name (0..n-1); None elsewhere (then Simulation takes the least-pinned core)."""
     try:
         from distributed import get_worker
         name = get_worker().name

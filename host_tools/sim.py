@@ -45,6 +45,28 @@ def firmware_capacity_mah(sc: Scenario) -> int:
     return int(round(sc.pack.capacity_ah * 1000 * (1 + sc.estimate.capacity_error)))
 
 
+def least_pinned_cpu(cpus: list[int]) -> int:
+    """Of `cpus`, the core the fewest processes are pinned to alone (from
+    /proc/PID/status Cpus_allowed_list); ties: the lowest."""
+    pinned = dict.fromkeys(cpus, 0)
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return cpus[0]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("Cpus_allowed_list:"):
+                        v = line.split(":", 1)[1].strip()
+                        if v.isdigit() and int(v) in pinned:
+                            pinned[int(v)] += 1
+                        break
+        except OSError:  # gone meanwhile
+            continue
+    return min(cpus, key=lambda c: (pinned[c], c))
+
+
 class Simulation:
     def __init__(self, sc: Scenario, kernels: str = "viper", plot_every_s: float | None = None,
                  firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
@@ -53,7 +75,7 @@ class Simulation:
                  can_cut_at_s: float | None = None, can_frames: Path | None = None):
         """stop_on_fault: end the run `linger_s` after this fault is first
         raised (campaigns). cpu: the core for the lock-step pair (default:
-        chosen by pid)."""
+        the core the fewest processes are pinned to)."""
         self.stop_on_fault = stop_on_fault
         self.linger_s = linger_s
         self.cpu = cpu
@@ -76,13 +98,16 @@ class Simulation:
     def run(self) -> Result:
         # Lock-step ping-pong is fastest with both processes on one core: a
         # wake-up on the same core skips the cross-core interrupt (measured
-        # here: ~710x instead of ~410x real time for 16 cells). Each run
-        # picks a core by its pid, so parallel runs spread over the cores.
+        # here: ~710x instead of ~410x real time for 16 cells). A run given
+        # no core (a Dask worker gives its index) takes the one the fewest
+        # other processes are pinned to, so independent runs (a soak beside
+        # a fleet) do not share one core while another idles.
         saved = None
         if hasattr(os, "sched_setaffinity"):
             saved = os.sched_getaffinity(0)
             cpus = sorted(saved)
-            os.sched_setaffinity(0, {cpus[(os.getpid() if self.cpu is None else self.cpu) % len(cpus)]})
+            cpu = cpus[self.cpu % len(cpus)] if self.cpu is not None else least_pinned_cpu(cpus)
+            os.sched_setaffinity(0, {cpu})
         try:
             return self._run()
         finally:

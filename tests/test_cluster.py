@@ -57,3 +57,23 @@ def test_campaign_on_a_local_cluster(tmp_path, capsys):
     direct = campaign.run_job(jobs[0])
     assert rows[0]["detail"] == direct.detail and rows[0]["result"] == direct.result
     assert "2 runs on 1 workers" in capsys.readouterr().out
+
+
+def test_a_run_without_a_worker_core_takes_the_least_pinned_one():
+    # a soak beside a fleet: the lock-step pair of a run given no core must
+    # not land on the core others are pinned to while another core idles
+    import subprocess
+    from host_tools.sim import least_pinned_cpu
+    cpus = sorted(os.sched_getaffinity(0))
+    assert least_pinned_cpu(cpus) in cpus
+    if len(cpus) < 2:
+        return
+    busy = cpus[0]
+    sleepers = [subprocess.Popen(["sleep", "30"], preexec_fn=lambda: os.sched_setaffinity(0, {busy}))
+                for _ in range(20)]
+    try:
+        assert least_pinned_cpu(cpus) != busy
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()
