@@ -162,3 +162,21 @@ elif MODE == "budget":
     first = port.pos
     tick(1)
     print(json.dumps({"taken": first, "ticks_ok": app.state.internal_error == 0}))
+elif MODE == "oom":
+    # `config set` on a heap too small for it: building the second
+    # configuration, or rebuilding the stages from it, raises MemoryError
+    def _no_memory(*a):
+        raise MemoryError("memory allocation failed")
+    out = {}
+    real_build = con.build_cfg
+    cfg0, st0 = app.cfg, stored()
+    con.build_cfg = _no_memory
+    out["build"], out["build_changed"] = feed(b"config set balance_start_mv 25")
+    out["build_kept"] = app.cfg is cfg0 and stored() == st0
+    con.build_cfg = real_build
+    app.reconfigure = _no_memory
+    out["apply"], out["apply_changed"] = feed(b"config set balance_start_mv 25")
+    out["apply_kept_running"] = app.cfg is cfg0 and app.cfg.balance_start_mv != 25
+    out["apply_saved"] = ConfigStore(STORE, validate=Config).load()[0].get("balance_start_mv") == 25
+    print(json.dumps(out))
+

@@ -41,6 +41,23 @@ try:
     out["cells_rejected"] = False
 except ValueError:
     out["cells_rejected"] = True
+# a rebuild that runs out of memory part-way (a small heap during `config
+# set`): the running pipeline stays whole and old, not half swapped
+import bms.app as A  # noqa: E402
+
+
+def _no_memory(cfg):
+    raise MemoryError("memory allocation failed")
+
+
+stages0, protect0, cfg0 = app.stages, app.protect, app.cfg
+real_grid, A.Grid = A.Grid, _no_memory
+try:
+    app.reconfigure(Config(dict(base, faults={"CELL_OV_CRIT": [3610, 500, 3450, 5000]})))
+    out["oom_whole"] = False
+except MemoryError:
+    out["oom_whole"] = app.stages is stages0 and app.protect is protect0 and app.cfg is cfg0 and app.stages[2] is app.protect
+A.Grid = real_grid
 run(10)
 out["still_default"] = app.state.fault_active[crit] == 0 and app.cfg.fault_trip[crit] == 3650
 app.reconfigure(Config(dict(base, faults={"CELL_OV_CRIT": [3610, 500, 3450, 5000]})))

@@ -76,6 +76,20 @@ def test_flood_is_taken_in_bounded_bites(tmp_path):
     assert 0 < out["taken"] <= 512 and out["ticks_ok"], out
 
 
+def test_config_set_on_a_heap_too_small_for_it(tmp_path):
+    # building the second configuration fails: nothing changes, a clear
+    # error; rebuilding the stages fails: they run on as they were, the
+    # saved configuration applies at the next boot, and the reply says so
+    r = subprocess.run([micropython_binary(), str(CHECK), str(FIRMWARE), str(tmp_path), "oom"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["build"] == ["ERR config: not enough memory to build the new configuration; nothing changed"], out
+    assert out["build_kept"], out
+    assert out["apply"] == ["balance_start_mv = 25 (saved; takes effect after a reboot)", "OK config"], out
+    assert out["apply_kept_running"] and out["apply_saved"], out
+
+
 class Worker:
     def __init__(self, store):
         self.p = subprocess.Popen([micropython_binary(), str(CHECK), str(FIRMWARE), str(store), "serve"],

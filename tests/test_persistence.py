@@ -35,5 +35,5 @@ def test_power_cuts():
 
 def test_a_setting_change_recomputes_what_derives_from_it():
     out = mp(ROOT / "tests" / "mp_reconfigure_check.py", FIRMWARE)
-    assert out == {"before": 0, "bad_rejected": True, "cells_rejected": True, "still_default": True,
+    assert out == {"before": 0, "bad_rejected": True, "cells_rejected": True, "oom_whole": True, "still_default": True,
                    "after": 1, "contactors_open": True}, out

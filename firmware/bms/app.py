@@ -23,21 +23,27 @@ class App:
         self.errors = 0
 
     def _build(self, cfg):
+        # Every stage is built before any is swapped in: a failure part-way
+        # (a MemoryError on a small heap during `config set`) leaves the
+        # running pipeline as it was, not half old and half new.
         k = self.kernels
-        self.cfg = cfg
-        self.protect = Protect(cfg, k)
-        self.grid = Grid(cfg)
-        self.stages = (
+        protect = Protect(cfg, k)
+        grid = Grid(cfg)
+        stages = (
             Measure(cfg, k),
             Diagnose(cfg),
-            self.protect,
+            protect,
             Soc(cfg),
             Limits(cfg),
             Balance(cfg, k),
             Thermal(cfg),
-            self.grid,
+            grid,
             Contactor(cfg),
         )
+        self.cfg = cfg
+        self.protect = protect
+        self.grid = grid
+        self.stages = stages
 
     def reconfigure(self, cfg):
         """Applies a new, already validated configuration between ticks:

@@ -30,6 +30,8 @@ def cmd_config(self, args, now_ms):
         cfg = self.build_cfg(new_raw)  # validated first: nothing changes on an error
     except ValueError as e:  # ConfigError is a ValueError
         raise CommandError(str(e))
+    except MemoryError:  # the schema and a second configuration did not fit beside the running pack
+        raise CommandError("not enough memory to build the new configuration; nothing changed")
     old = self.app.cfg
     later = cfg.cells != old.cells or cfg.temps != old.temps
     if later and self.store is None:
@@ -40,7 +42,14 @@ def cmd_config(self, args, now_ms):
         except OSError as e:
             raise CommandError("could not save the configuration: " + str(e))
     if not later:
-        self.app.reconfigure(cfg)
+        try:
+            self.app.reconfigure(cfg)
+        except MemoryError:
+            # the running stages are as they were (App._build swaps them
+            # only when all are built)
+            if self.store is None:
+                raise CommandError("not enough memory to apply the new configuration; nothing changed")
+            later = True  # saved above: the next boot applies it
     self.raw = new_raw
     self.port.write("%s = %s%s\n" % (key, _fmt(getattr(cfg, key, value)),
                                       " (saved; takes effect after a reboot)" if later else ""))
