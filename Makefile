@@ -120,7 +120,7 @@ replay32: setup setup32
 
 # The month on the 32-bit MicroPython (scenarios/soak32_month.toml: 30 days
 # at 1 s ticks, grid events, clock from 1 min before the ticks wrap,
-# persistence on; ~1 h here: ~13 min recording on the unix port, ~45 min on
+# persistence on; ~1.5 h here: ~15-25 min recording on the unix port, ~65 min on
 # 32 bits). `make test` runs its first day (tests/test_mp32_soak.py).
 soak32: setup setup32
 	$(BIN)/python -m host_tools.mp32.soak
