@@ -34,10 +34,7 @@ from pathlib import Path
 
 from host_tools import scenario as S
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
+from host_tools.tomlfile import read_toml
 from host_tools.cluster import client, run_all, worker_cpu
 
 CELLS = 16
@@ -161,12 +158,7 @@ def parse(raw: dict, path: str = "<fleet>") -> Fleet:
 
 
 def load(path) -> Fleet:
-    p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise FleetError(f"{p}: {e}") from None
-    return parse(raw, str(p))
+    return parse(read_toml(path, FleetError), str(path))
 
 
 # -- households and events ---------------------------------------------------

@@ -165,14 +165,9 @@ def make_settings(values: dict, where: str = "settings") -> Settings:
 def load_settings(path, overrides: dict) -> Settings:
     """A TOML settings file ([gateway] table), then the command line's
     values over it."""
-    import tomllib
+    from host_tools.tomlfile import read_toml
     where = str(path)
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except OSError as e:
-        raise SettingsError(f"{where}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{where}: not TOML: {e}") from None
+    raw = read_toml(where, SettingsError)
     extra = set(raw) - {"gateway"}
     if extra:
         raise SettingsError(f"{where}: unknown table(s) {', '.join(sorted(extra))} (only [gateway])")

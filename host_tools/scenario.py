@@ -6,16 +6,11 @@ nothing of a rejected scenario is used.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools import injectors, units
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from host_tools.tomlfile import read_toml
 
 CHEMISTRIES = ("LFP", "NMC")
 FAULT_KINDS = tuple(injectors.KINDS)
@@ -246,12 +241,7 @@ class Scenario:
 
 def load(path) -> Scenario:
     path = str(path)
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except OSError as e:
-        raise ScenarioError(f"{path}: cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(f"{path}: not valid TOML: {e}") from None
+    raw = read_toml(path, ScenarioError)
     try:
         return parse(raw, path)
     except ScenarioError as e:

@@ -35,16 +35,12 @@ from __future__ import annotations
 
 import csv
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from host_tools.tomlfile import read_toml
 
 MONITOR_HEAD = ("host_time", "t_ms", "tl", "contactor")
 TICKS_PERIOD = 1 << 30  # the firmware's ticks_ms wrap (monitor t_ms)
@@ -112,10 +108,7 @@ def load_mapping(path) -> tuple[dict, dict, str | None]:
     """A TOML mapping file: [columns] KEY = "name", [units] KEY = "unit",
     optional current_sign = "charge_positive" | "discharge_positive"."""
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise TraceError(f"{p}: {e}") from None
+    raw = read_toml(p, TraceError)
     for k in raw:
         if k not in ("columns", "units", "current_sign"):
             raise TraceError(f"{p}: unknown key {k!r} (columns, units, current_sign)")

@@ -116,12 +116,29 @@ def pytest_collection_modifyitems(config, items):
 
 
 def wait_for(cond, timeout_s=10.0):
-    """Polls cond() every 50 ms until it is true (True) or timeout_s passes
-    (False): for tests against a board or a service running in real time."""
+    """Polls cond() every 50 ms until it gives a true value (returned) or
+    timeout_s passes (None): for tests against a board or a service
+    running in real time."""
     t_end = time.monotonic() + timeout_s
     while time.monotonic() < t_end:
-        if cond():
-            return True
+        v = cond()
+        if v:
+            return v
         time.sleep(0.05)
-    return False
+    return None
+
+
+SIM_BOARD = {"board": "sim", "hal": "sim", "name": "virtual", "mcu": "unix"}
+
+
+def flash_virtual(fs: Path, board: dict, config_text: str, key: bytes) -> None:
+    """A virtual board's filesystem as `bmsctl flash` leaves it: the
+    firmware, board.json, config.json (text as given: a test may hand in a
+    broken one) and the production key."""
+    import shutil
+    shutil.copytree(FIRMWARE / "bms", fs / "bms")
+    shutil.copy(FIRMWARE / "main.py", fs / "main.py")
+    (fs / "board.json").write_text(json.dumps(board))
+    (fs / "config.json").write_text(config_text)
+    (fs / "key.bin").write_bytes(key)
 

@@ -12,10 +12,7 @@ are checked without a board too."""
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -27,12 +24,11 @@ from functools import partial
 import pytest
 
 from host_tools import gateway as G
-from host_tools.firmware import FIRMWARE
 from host_tools.flash import config_store_text
 from host_tools.scenario import parse
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, SIM_BOARD, flash_virtual, wait_for
 
 OUT_NEG, OUT_POS = 1, 4
 VEN_ID = "ven-pack-1"
@@ -134,12 +130,7 @@ def rig(tmp_path_factory):
     key = os.urandom(32)
     key_file = tmp / "pack.key"
     key_file.write_bytes(key)
-    shutil.copytree(FIRMWARE / "bms", fs / "bms")
-    shutil.copy(FIRMWARE / "main.py", fs / "main.py")
-    (fs / "board.json").write_text(json.dumps({"board": "sim", "hal": "sim", "name": "virtual", "mcu": "unix",
-                                               "mode": "production"}))
-    (fs / "config.json").write_text(config_store_text(firmware_config(sc)))
-    (fs / "key.bin").write_bytes(key)
+    flash_virtual(fs, dict(SIM_BOARD, mode="production"), config_store_text(firmware_config(sc)), key)
     loop = asyncio.new_event_loop()
     th = threading.Thread(target=loop.run_forever, daemon=True, name="vtn+ven")
     th.start()

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import pytest
 
 from host_tools.auth import sign_mqtt
 from host_tools.broker import INSTALL_HINT, Mosquitto, mosquitto_binary
-from host_tools.firmware import FIRMWARE
 from host_tools.flash import build_lib, config_store_text
 from host_tools.scenario import load
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
 from tests import test_mqtt as tm
-from tests.conftest import ROOT
+from tests.conftest import ROOT, flash_virtual
 
 KEY = os.urandom(32)
 BASE = tm.BASE
@@ -37,17 +35,13 @@ def rig(tmp_path_factory):
     broker = Mosquitto(tmp / "broker", {"bms": tm.BMS_PASSWORD, "ha": "ha-secret-91c2"}).start()
     fs = tmp / "fs"
     fs.mkdir()
-    shutil.copytree(FIRMWARE / "bms", fs / "bms")
-    shutil.copy(FIRMWARE / "main.py", fs / "main.py")
-    build_lib("x64", fs)
     sc = load(ROOT / "scenarios" / "board.toml")
     board = json.loads((ROOT / "board_configs" / "sim.json").read_text())
     board["mode"] = "production"
     board["mqtt"] = {"node": tm.NODE, "broker": {"host": "127.0.0.1", "port": broker.port, "user": "bms",
                                                  "password": tm.BMS_PASSWORD}, "state_ms": 500, "keepalive_s": 5}
-    (fs / "board.json").write_text(json.dumps(board))
-    (fs / "config.json").write_text(config_store_text(firmware_config(sc)))
-    (fs / "key.bin").write_bytes(KEY)
+    flash_virtual(fs, board, config_store_text(firmware_config(sc)), KEY)
+    build_lib("x64", fs)
     ha = tm.HA(broker.port)
     vb = VirtualBoard(fs, sc).start()
     try:

@@ -8,30 +8,22 @@ opens the REPL for maintenance. The same broken flash in bench mode still
 gives the REPL, as it always did."""
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 
 import pytest
 
 from host_tools.auth import open_session, command
 from host_tools.eventlog import console_command
-from host_tools.firmware import FIRMWARE
 from host_tools.scenario import load
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SIM_BOARD, flash_virtual
 
 KEY = os.urandom(32)
 
 
 def flash(fs, mode):
-    shutil.copytree(FIRMWARE / "bms", fs / "bms")
-    shutil.copy(FIRMWARE / "main.py", fs / "main.py")
-    (fs / "board.json").write_text(json.dumps({"board": "sim", "hal": "sim", "name": "virtual", "mcu": "unix",
-                                               "mode": mode}))
-    (fs / "config.json").write_text('{"cells": 16, "ov_fault_mv": ')  # cut off mid-write
-    (fs / "key.bin").write_bytes(KEY)
+    flash_virtual(fs, dict(SIM_BOARD, mode=mode), '{"cells": 16, "ov_fault_mv": ', KEY)  # config cut off mid-write
 
 
 def read_for(s, seconds, until=None):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,12 +19,11 @@ import pytest
 
 from host_tools.auth import open_session, command
 from host_tools.eventlog import console_command
-from host_tools.firmware import FIRMWARE
 from host_tools.flash import config_store_text
 from host_tools.scenario import load
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, SIM_BOARD, flash_virtual, wait_for
 
 OUT_NEG, OUT_POS = 1, 4
 KEY = os.urandom(32)
@@ -43,12 +41,7 @@ def fs_state(fs):
 def board(tmp_path_factory):
     sc = load(ROOT / "scenarios" / "board.toml")
     fs = tmp_path_factory.mktemp("prodfs")
-    shutil.copytree(FIRMWARE / "bms", fs / "bms")
-    shutil.copy(FIRMWARE / "main.py", fs / "main.py")
-    (fs / "board.json").write_text(json.dumps({"board": "sim", "hal": "sim", "name": "virtual", "mcu": "unix",
-                                               "mode": "production"}))
-    (fs / "config.json").write_text(config_store_text(firmware_config(sc)))
-    (fs / "key.bin").write_bytes(KEY)
+    flash_virtual(fs, dict(SIM_BOARD, mode="production"), config_store_text(firmware_config(sc)), KEY)
     with VirtualBoard(fs, sc) as vb:
         assert wait_for(lambda: closed(vb), 20), vb.plant.errors
         yield vb

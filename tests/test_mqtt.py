@@ -18,7 +18,6 @@ import json
 import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,7 +26,7 @@ from host_tools.flash import build, build_lib, config_store_text
 from host_tools.scenario import load
 from host_tools.sim import firmware_config
 from host_tools.vboard import VirtualBoard
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 mqtt = pytest.importorskip("paho.mqtt.client")
 
@@ -115,16 +114,6 @@ def retained(port: int, topic_filter: str, settle_s: float = 1.0) -> dict[str, b
     c.loop_stop()
     c.disconnect()
     return got
-
-
-def wait_for(cond, timeout_s=10.0):
-    t_end = time.monotonic() + timeout_s
-    while time.monotonic() < t_end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    return None
 
 
 @pytest.fixture(scope="module")
