@@ -272,15 +272,9 @@ def run_pack(job: PackJob) -> PackOutcome:
     from host_tools.pack_plant import PackPlant
     from host_tools.sim import Simulation
 
+    import numpy as np
     n_int = int(math.ceil(job.hours * 3600 / job.interval_s))
-    bins = [0.0] * n_int
-
-    class Metered(PackPlant):
-        def apply(self, t, act):
-            wh = super().apply(t, act)
-            if wh:
-                bins[min(int(t // job.interval_s), n_int - 1)] += wh
-            return wh
+    bins = np.zeros(n_int)
 
     class FleetSim(Simulation):
         def _loop(self, link):
@@ -288,7 +282,7 @@ def run_pack(job: PackJob) -> PackOutcome:
             from host_tools.record import Result
             res = Result(self.sc, link.hello)
             res.firmware_config = self.config
-            plant = Metered(self.sc, res, max(1, int(round(60 / self.sc.tick_s))), None)
+            plant = PackPlant(self.sc, res, max(1, int(round(60 / self.sc.tick_s))), None, (job.interval_s, bins))
             return run_loop(link, plant, res, None, 1.0, False)
 
     res = FleetSim(scenario(job), cpu=worker_cpu()).run()
@@ -300,7 +294,7 @@ def run_pack(job: PackJob) -> PackOutcome:
     exporting = res.grid_a > 0
     low = float(res.soc_true[exporting].min()) if exporting.any() else None
     faults = " ".join(sorted({n for _, n, what in res.fault_events if what == "raised"}))
-    return PackOutcome(job.house.index, bins, ends, report.reserve_violations(res), low, res.sim_s, res.wall_s, faults)
+    return PackOutcome(job.house.index, bins.tolist(), ends, report.reserve_violations(res), low, res.sim_s, res.wall_s, faults)
 
 
 # -- the report ----------------------------------------------------------------

@@ -210,6 +210,10 @@ class FirmwareLink:
             self._recv_rest(got)
         if self.recorder is not None:
             self.recorder.append((bytes(self._tx), bytes(self._rx)))
+        return self.parse(seq)
+
+    def parse(self, seq: int) -> Actuators:
+        """The actuator frame in the receive buffer, which must answer tick seq."""
         f = self.act.unpack_from(self._rx)
         if f[0] != frames.ACT_MAGIC or f[3] != seq % frames.TICKS_PERIOD:
             raise FirmwareError(f"bad actuator frame for seq {seq}: magic {f[0]:#x}, seq {f[3]}")

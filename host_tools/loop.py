@@ -40,46 +40,81 @@ class Frame:
 
 
 def run_loop(link, plant, res: Result, stop_on_fault: str | None = None, linger_s: float = 1.0,
-             decisions: bool = False) -> Result:
+             decisions: bool = False, fused: bool | None = None) -> Result:
     """Runs the plant against the firmware behind `link` until the plant is
-    done (or `linger_s` after `stop_on_fault` was first raised)."""
-    hello = link.hello
-    nf = len(hello["faults"])
-    dt = res.tick_s
-    tick_ms = int(round(dt * 1000))
-    clock0 = res.clock0_ms
-    gain_q16 = np.array(hello["settings"]["cell_gain_q16"], dtype=np.int64)
-    offset_mv = np.array(hello["settings"]["cell_offset_mv"], dtype=np.int64)
-    prev_faults = [0] * nf
-    prev_state = -1
-    stop_bit = hello["faults"].index(stop_on_fault) if stop_on_fault else -1
-    stop_at = None
-    grid_open = None  # (t start) of the running grid event (firmware events)
-    grid_wh = 0.0
-    if decisions:
-        res.decisions = []
-        res.sent = []
-    k = 0
-    t = 0.0
+    done (or `linger_s` after `stop_on_fault` was first raised). fused: run
+    the routine ticks in the compiled loop (host_tools/fused.py; None: where
+    it is built and can run this plant), else every tick here."""
+    loop = LockStep(link, plant, res, stop_on_fault, linger_s, decisions)
+    runner = None
+    if fused is not False:
+        from host_tools import fused as fused_mod
+        runner = fused_mod.FusedLoop.for_loop(loop, required=bool(fused))
     wall0 = time.perf_counter()
     while not plant.done:
-        if stop_at is not None and k * dt >= stop_at:
+        if loop.stop_at is not None and loop.k * loop.dt >= loop.stop_at:
             break
-        t = k * dt
-        f = plant.read(t, k)
-        mv_fw = (np.asarray(f.cells_raw) * gain_q16 >> 16) + offset_mv  # as the firmware scales them
-        res.vmax_meas.append(int(mv_fw.max()) / 1000)
-        res.vmin_meas.append(int(mv_fw.min()) / 1000)
-        act = link.exchange(f.flags, k, clock0 + k * tick_ms, f.cells_raw, f.temps_raw, f.current_raw, f.pack_raw,
-                            f.bus_raw, f.cool_in_raw, f.cool_out_raw, f.flow_pulses, f.inputs, f.command)
+        if runner is not None and runner.usable():
+            if runner.run():  # stopped at stop_at
+                break
+        else:
+            loop.tick()
+    res.wall_s = time.perf_counter() - wall0
+    res.fused = runner.stats if runner is not None else None
+    return loop.finish()
+
+
+class LockStep:
+    """The loop's books between ticks, and one tick in Python: the plant's
+    sensor frame, the exchange, then after() (the record, the fault,
+    contactor and grid-event books, the actuators, the plant's step)."""
+
+    def __init__(self, link, plant, res: Result, stop_on_fault: str | None, linger_s: float, decisions: bool):
+        self.link, self.plant, self.res = link, plant, res
+        hello = link.hello
+        self.fault_names = hello["faults"]
+        self.nf = len(self.fault_names)
+        self.dt = res.tick_s
+        self.tick_ms = int(round(self.dt * 1000))
+        self.clock0 = res.clock0_ms
+        self.gain_q16 = np.array(hello["settings"]["cell_gain_q16"], dtype=np.int64)
+        self.offset_mv = np.array(hello["settings"]["cell_offset_mv"], dtype=np.int64)
+        self.prev_faults = [0] * self.nf
+        self.prev_state = -1
+        self.stop_bit = self.fault_names.index(stop_on_fault) if stop_on_fault else -1
+        self.linger_s = linger_s
+        self.stop_at = None
+        self.grid_open = None  # (t start) of the running grid event (firmware events)
+        self.grid_wh = 0.0
+        self.decisions = decisions
+        if decisions:
+            res.decisions = []
+            res.sent = []
+        self.k = 0
+        self.t = 0.0
+
+    def tick(self) -> None:
+        k = self.k
+        t = self.t = k * self.dt
+        f = self.plant.read(t, k)
+        mv_fw = (np.asarray(f.cells_raw) * self.gain_q16 >> 16) + self.offset_mv  # as the firmware scales them
+        act = self.link.exchange(f.flags, k, self.clock0 + k * self.tick_ms, f.cells_raw, f.temps_raw, f.current_raw,
+                                 f.pack_raw, f.bus_raw, f.cool_in_raw, f.cool_out_raw, f.flow_pulses, f.inputs, f.command)
+        self.after(t, k, f, int(mv_fw.max()) / 1000, int(mv_fw.min()) / 1000, act)
+
+    def after(self, t: float, k: int, f: Frame, vmax_meas: float, vmin_meas: float, act) -> None:
+        res, plant = self.res, self.plant
+        res.vmax_meas.append(vmax_meas)
+        res.vmin_meas.append(vmin_meas)
         res.events.extend(act.events)
         for fw_ms, code, arg, value in act.events:
             if code == frames.EV_GRID_START:
-                grid_open = t
-                grid_wh = 0.0
+                self.grid_open = t
+                self.grid_wh = 0.0
             elif code == frames.EV_GRID_END:
-                res.grid_ends.append((grid_open if grid_open is not None else t, t, frames.GRID_REASONS.get(arg, str(arg)), value, grid_wh))
-                grid_open = None
+                res.grid_ends.append((self.grid_open if self.grid_open is not None else t, t,
+                                      frames.GRID_REASONS.get(arg, str(arg)), value, self.grid_wh))
+                self.grid_open = None
             elif code == frames.EV_GRID_REJECT:
                 res.grid_ends.append((t, t, "rejected:" + frames.GRID_REASONS.get(arg, str(arg)), 0, 0.0))
         if act.flags & 1:
@@ -94,35 +129,39 @@ def run_loop(link, plant, res: Result, stop_on_fault: str | None = None, linger_
         res.balancing.append(act.balance_count)
         res.soc_fw.append(act.soc_cpct / 10000 if act.soc_cpct >= 0 else float("nan"))
         res.capacity_mah_fw = act.capacity_mah
-        if decisions:
+        if self.decisions:
             res.sent.append(f)
             res.decisions.append((t, act.outputs, act.contactor_state, act.ccl_ma, act.dcl_ma, act.soc_cpct,
                                   act.balance, act.pump_duty_pm, act.heater, act.faults))
         plant.record(res, t, k, act)
         fb = act.faults
+        prev_faults = self.prev_faults
         if fb or any(prev_faults):
-            for i in range(nf):
+            for i in range(self.nf):
                 bit = (fb >> i) & 1
                 if bit != prev_faults[i]:
-                    res.fault_events.append((t, hello["faults"][i], "raised" if bit else "cleared"))
+                    res.fault_events.append((t, self.fault_names[i], "raised" if bit else "cleared"))
                     prev_faults[i] = bit
-                    if i == stop_bit and bit and stop_at is None:
-                        stop_at = t + linger_s
+                    if i == self.stop_bit and bit and self.stop_at is None:
+                        self.stop_at = t + self.linger_s
         cstate = act.contactor_state
-        if cstate != prev_state:
+        if cstate != self.prev_state:
             res.contactor_events.append((t, CONTACTOR_STATES[cstate] if cstate < len(CONTACTOR_STATES) else str(cstate)))
-            prev_state = cstate
+            self.prev_state = cstate
         # -- actuators for [t, t + dt) -----------------------------------------
         wh = plant.apply(t, act)
-        grid_wh += wh
+        self.grid_wh += wh
         res.grid_energy_wh += wh
-        plant.step(dt, t)
-        k += 1
-    res.wall_s = time.perf_counter() - wall0
-    res.ticks = k
-    res.sim_s = k * dt
-    plant.finish(res, t)
-    if grid_open is not None:
-        res.grid_ends.append((grid_open, t, "running", 0, grid_wh))
-    res.arrays()
-    return res
+        plant.step(self.dt, t)
+        self.k = k + 1
+
+    def finish(self) -> Result:
+        res = self.res
+        k, dt = self.k, self.dt
+        res.ticks = k
+        res.sim_s = k * dt
+        self.plant.finish(res, self.t)
+        if self.grid_open is not None:
+            res.grid_ends.append((self.grid_open, self.t, "running", 0, self.grid_wh))
+        res.arrays()
+        return res

@@ -15,7 +15,7 @@ from host_tools.sensing import Sensing
 
 
 class PackPlant:
-    def __init__(self, sc, res, decim: int = 1, inverter=None):
+    def __init__(self, sc, res, decim: int = 1, inverter=None, meter: tuple | None = None):
         self.sc = sc
         self.n = sc.pack.cells
         self.pack = Pack(sc)
@@ -38,6 +38,8 @@ class PackPlant:
         self.reading = None
         self.res = res  # injections and actions go into the record as they happen
         self.inverter = inverter  # host_tools/inverter.py: the limits as decoded off the CAN bus (None: the sim frame's)
+        # meter: (interval s, float64 array): the grid energy (Wh) exported in each interval (the fleet's books)
+        self.meter = meter
 
     @property
     def done(self) -> bool:
@@ -186,7 +188,11 @@ class PackPlant:
             self.step_low_s = 0.0
             if self.step_i < len(self.profile) and self.profile[self.step_i].kind != "charge":
                 inj.charger_no_stop = False  # the faulty charger is not connected in other steps
-        return delivered * vp * dt / 3600
+        wh = delivered * vp * dt / 3600
+        if wh and self.meter is not None:
+            interval_s, bins = self.meter
+            bins[min(int(t // interval_s), len(bins) - 1)] += wh
+        return wh
 
     def step(self, dt: float, t: float) -> None:
         pack = self.pack

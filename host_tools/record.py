@@ -83,6 +83,7 @@ class Result:
     firmware_config: dict = field(default_factory=dict)
     always_on: "Result | None" = None  # the same scenario with the pump at 100 % (pump_saving)
     sent: list | None = None  # per tick, the sensor frame the firmware got (loop.Frame), when asked
+    fused: dict | None = None  # the compiled loop's tick counts (host_tools/fused.py), None: every tick in Python
     decisions: list | None = None  # per tick (t, outputs, contactor, ccl, dcl, soc, balance mask, duty, heater, faults) when asked
 
     def __post_init__(self):
