@@ -179,11 +179,25 @@ def main(quick: bool = False) -> int:
     print()
     can_bench()
     mqtt_bench()
-    print("Simulator real-time factor (simulated time / wall time, plant in CPython + firmware in the unix port, lock-step, 100 ms tick)")
+    sim_speed(sc, quick)
+    return 0
+
+
+def sim_speed(sc, quick: bool = False) -> dict:
+    """The simulator's real-time factor against issue 18's goal, and where
+    its wall time goes: the host process and the firmware's, each in CPU
+    time per tick (getrusage), beside the firmware's own tick measured now
+    (tick_bench, frames from memory: its ceiling) and the bare transport."""
+    from host_tools import fused
+    print("Simulator real-time factor (simulated time / wall time: the firmware in the unix port in lock-step with the plant,")
+    print("100 ms tick, both processes on one core; the routine ticks in the compiled loop, host_tools/fused_loop.c)")
     print(f"  goal (issue 18): >= {SIM_GOAL[16]}x at 16 cells, >= {SIM_GOAL[96]}x at 96 cells, on an otherwise idle machine")
+    if not fused.built():
+        print("  (host_tools._fused_loop is not built: every tick runs in Python; make setup builds it)")
     rt = transport_round_trip()
     print(f"  transport alone (a frame each way, no tick, one core): AF_UNIX socketpair {rt['fd']:.1f} us, "
           f"TCP loopback {rt['tcp']:.1f} us per round trip")
+    out = {}
     for n in (16, 96):
         s = copy.deepcopy(sc)
         s.pack.cells = n
@@ -191,19 +205,46 @@ def main(quick: bool = False) -> int:
         if quick:
             s.profile = s.profile[:1]
             s.profile[0].timeout_s = 600
-        fw_us = _mp(n, "bench", "viper")["median_us"]  # measured now, beside the run, for the ratios
-        res = Simulation(s).run()
+        stages = _mp(n, "stages", "viper")["stages"]  # measured now, beside the run, for the ratios
+        fw_us = sum(x["mean_us"] for x in stages.values())
+        res, host_us, fw_cpu_us = cpu_split(s, fused=None)
         tick_us = res.wall_s / res.ticks * 1e6
         period_us = s.tick_s * 1e6
         goal = SIM_GOAL[n]
+        f = res.fused or {"fused": 0, "finished": 0, "python": res.ticks}
         print(f"  {n:>3} cells: {res.sim_s / 3600:.2f} h simulated in {res.wall_s:.1f} s wall: {res.rtf:.0f}x real time "
               f"({res.rtf / goal:.2f} of the {goal}x goal: {'met' if res.rtf >= goal else 'not met'})")
-        print(f"       {tick_us:.0f} us wall per tick = {tick_us / fw_us:.1f} x the firmware's own tick ({fw_us} us, "
-              f"median of tick_bench now); the firmware alone would run {period_us / fw_us:.0f}x")
-        parts = time_split(s)
-        print("       where a tick's wall time goes (an instrumented run, so a little slower): " + ", ".join(
-            f"{k} {v:.0f} us ({v / sum(parts.values()):.0%})" for k, v in parts.items()))
-    return 0
+        print(f"       ticks: {f['fused']} whole in C, {f['finished']} finished in Python after C's exchange, "
+              f"{f['python']} whole in Python (of {res.ticks})")
+        print(f"       {tick_us:.1f} us wall per tick: the host process {host_us:.1f} us of CPU, the firmware's "
+              f"{fw_cpu_us:.1f} us (user + system, the socket's system calls included)")
+        print(f"       the firmware's own tick now (tick_bench, frame arrival + tick, mean): {fw_us:.1f} us, a ceiling of "
+              f"{period_us / fw_us:.0f}x; with the bare round trip {period_us / (fw_us + rt['fd']):.0f}x; "
+              f"the simulator reaches {period_us / tick_us / (period_us / fw_us):.2f} of the firmware's ceiling")
+        top = sorted(stages.items(), key=lambda kv: -kv[1]["mean_us"])[:5]
+        print("       the firmware tick's largest parts: " + ", ".join(f"{k} {v['mean_us']:.1f} us" for k, v in top))
+        py = copy.deepcopy(s)
+        py.profile = py.profile[:1]
+        py.profile[0].timeout_s = 300
+        r_py, _, _ = cpu_split(py, fused=False)
+        r_c, _, _ = cpu_split(copy.deepcopy(py), fused=None)
+        print(f"       the same 5 min every tick in Python: {r_py.rtf:.0f}x; in the compiled loop: {r_c.rtf:.0f}x "
+              f"({r_c.rtf / r_py.rtf:.1f} times as fast)")
+        out[n] = {"rtf": res.rtf, "tick_us": tick_us, "host_us": host_us, "fw_cpu_us": fw_cpu_us, "fw_tick_us": fw_us,
+                  "python_rtf": r_py.rtf, "fused_rtf": r_c.rtf}
+    return out
+
+
+def cpu_split(sc, fused: bool | None):
+    """A Simulation run and the CPU time per tick of this process and of the
+    firmware's (a child, waited for when the run ends)."""
+    import resource
+    s0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = Simulation(sc, fused=fused).run()
+    s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    per = 1e6 / res.ticks
+    return (res, (s1.ru_utime - s0.ru_utime + s1.ru_stime - s0.ru_stime) * per,
+            (c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime) * per)
 
 
 SIM_GOAL = {16: 2000, 96: 1000}
@@ -259,38 +300,3 @@ def transport_round_trip(frames_n: int = 20000) -> dict:
         if saved is not None:
             os.sched_setaffinity(0, saved)
     return out
-
-
-def time_split(sc) -> dict:
-    """Wall time per tick in the firmware exchange (frame out, the firmware's
-    tick, frame back), the sensor model, the plant's step and the rest of the
-    host's loop, from timers around those three calls for one run."""
-    import time
-    from host_tools.link import FirmwareLink
-    from host_tools.plant import Pack
-    from host_tools.sensing import Sensing
-    spent = {"exchange (firmware tick + transport)": 0.0, "sensors": 0.0, "plant step": 0.0}
-    originals = {}
-
-    def timed(cls, name, key):
-        fn = getattr(cls, name)
-        originals[(cls, name)] = fn
-
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent[key] += time.perf_counter() - t0
-        setattr(cls, name, wrapper)
-    timed(FirmwareLink, "exchange", "exchange (firmware tick + transport)")
-    timed(Sensing, "read", "sensors")
-    timed(Pack, "step", "plant step")
-    try:
-        res = Simulation(sc).run()
-    finally:
-        for (cls, name), fn in originals.items():
-            setattr(cls, name, fn)
-    per_tick = {k: v / res.ticks * 1e6 for k, v in spent.items()}
-    per_tick["rest of the loop (recording, profile, injectors)"] = res.wall_s / res.ticks * 1e6 - sum(per_tick.values())
-    return per_tick

@@ -72,10 +72,13 @@ class Simulation:
                  firmware_dir: Path | None = None, mp_args=(), stop_on_fault: str | None = None,
                  linger_s: float = 1.0, cpu: int | None = None, state_dir: Path | None = None,
                  afe: str | None = None, decisions: bool = False, can: str | None = None,
-                 can_cut_at_s: float | None = None, can_frames: Path | None = None):
+                 can_cut_at_s: float | None = None, can_frames: Path | None = None, fused: bool | None = None):
         """stop_on_fault: end the run `linger_s` after this fault is first
         raised (campaigns). cpu: the core for the lock-step pair (default:
-        the core the fewest processes are pinned to)."""
+        the core the fewest processes are pinned to). fused: the routine
+        ticks in the compiled loop (host_tools/fused.py; None: where it can
+        run them, False: every tick in Python)."""
+        self.fused = fused
         self.stop_on_fault = stop_on_fault
         self.linger_s = linger_s
         self.cpu = cpu
@@ -158,7 +161,7 @@ class Simulation:
         res.firmware_config = self.config
         decim = max(1, int(round((self.plot_every_s or max(1.0, sc.duration_limit_s / 4000)) / sc.tick_s)))
         plant = PackPlant(sc, res, decim, self.inverter)
-        return run_loop(link, plant, res, self.stop_on_fault, self.linger_s, self.decisions)
+        return run_loop(link, plant, res, self.stop_on_fault, self.linger_s, self.decisions, self.fused)
 
 
 def write_state_record(state_dir: Path, soc_cpct: int, capacity_mah: int = 0) -> None:

@@ -138,3 +138,41 @@ def test_tick_with_balancing_windows_allocates_nothing():
 def test_grid_cancel(out):
     c = out["grid_cancel"]
     assert c == {"first": True, "second": False, "reason": 3, "active": 0, "ma": 0}
+
+
+def test_table_interpolation_bisects_as_the_linear_search_did():
+    """soc_bounds.interp finds its segment by bisection; the answer must be
+    the linear scan's for every x on rising tables, repeated points (a
+    plateau in the OCV's mV) included. Under MicroPython, as on a board."""
+    from conftest import mp_run
+    r = mp_run("""
+import random
+from bms.soc_bounds import interp
+
+def linear(xs, ys, n, x):
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[n - 1]:
+        return ys[n - 1]
+    j = 0
+    while xs[j + 1] < x:
+        j += 1
+    return ys[j] + (x - xs[j]) * (ys[j + 1] - ys[j]) // (xs[j + 1] - xs[j])
+
+random.seed(7)
+checked = 0
+for trial in range(300):
+    n = random.randint(2, 30)
+    xs = [random.randint(-50, 50)]
+    for _ in range(n - 1):
+        xs.append(xs[-1] + random.choice((0, 0, 1, 3, 17, 250)))
+    if xs[-1] == xs[0]:
+        xs[-1] += 1
+    ys = [random.randint(-10000, 10000) for _ in range(n)]
+    for x in range(xs[0] - 3, xs[-1] + 4):
+        assert interp(xs, ys, n, x) == linear(xs, ys, n, x), (xs, ys, x)
+        checked += 1
+print(checked)
+""")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert int(r.stdout.split()[-1]) > 10000

@@ -273,4 +273,42 @@ def mode_kernels():
     print(json.dumps({"cells": n, "kernels": result}))
 
 
-{"lock": mode_lock, "bench": mode_bench, "kernels": mode_kernels}[MODE]()
+def mode_stages():
+    # The tick's parts as App.tick runs them: the HAL's read, each stage,
+    # the HAL's write (and receive(), the frame's arrival, outside the tick).
+    app, hal, _ = make_app()
+    for _ in range(FRAMES):
+        step(app, hal)
+    st = app.state
+    names = ["receive", "hal.read"] + [type(s).__name__ for s in app.stages] + ["hal.write"]
+    ticks = 1000
+    times = [array("i", [0] * ticks) for _ in names]
+    gc.collect()
+    gc.disable()
+    for i in range(ticks):
+        t0 = time.ticks_us()
+        hal.receive()
+        t1 = time.ticks_us()
+        times[0][i] = time.ticks_diff(t1, t0)
+        now = hal.now_ms
+        hal.read(st)
+        t0 = time.ticks_us()
+        times[1][i] = time.ticks_diff(t0, t1)
+        j = 2
+        for stage in app.stages:
+            stage.tick(st, now)
+            t1 = time.ticks_us()
+            times[j][i] = time.ticks_diff(t1, t0)
+            t0 = t1
+            j += 1
+        hal.write(st)
+        times[j][i] = time.ticks_diff(time.ticks_us(), t0)
+    gc.enable()
+    out = {}
+    for name, t in zip(names, times):
+        s = sorted(t)
+        out[name] = {"median_us": s[ticks // 2], "mean_us": sum(t) / ticks}
+    print(json.dumps({"cells": N, "kernels": KERNELS, "stages": out}))
+
+
+{"lock": mode_lock, "bench": mode_bench, "kernels": mode_kernels, "stages": mode_stages}[MODE]()
