@@ -246,3 +246,15 @@ def test_a_wrong_or_silent_firmware_is_an_error(tmp_path, answer, message):
     finally:
         ours.close()
         th.join(timeout=5)
+
+
+def test_stop_on_fault_ends_both_loops_at_the_same_tick(tmp_path):
+    # a warm pack raises OT_WARN by itself (no injection): the run stops
+    # linger_s after it, in C as in Python (PK_STOP)
+    text = CHARGE.format(chem="LFP", cells=16, temps=4, soc="50 %", cv="3.55 V", charge_min=6)
+    sc = _load(tmp_path, text.replace('ambient = "31 degC"', 'ambient = "53 degC"\ninitial = "53 degC"'))
+    (a, _), (b, _) = _both(sc, stop_on_fault="OT_WARN", linger_s=30.0)
+    _assert_same(a, b)
+    raised = [t for t, n, w in a.fault_events if n == "OT_WARN" and w == "raised"]
+    assert raised and abs(a.t[-1] - (raised[0] + 30.0)) < 0.2, (raised, a.t[-1])
+    assert b.fused["calls"].get(fused.lib.PK_STOP) == 1 and b.fused["fused"] > 250  # C ran the linger and stopped
