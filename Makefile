@@ -34,7 +34,12 @@ FUSED := $(VENV)/.fused-built
 setup: $(STAMP) $(FUSED)
 
 $(FUSED): host_tools/fused_loop.c host_tools/fused_loop.h host_tools/fused_build.py $(STAMP)
-	$(BIN)/python -m host_tools.fused_build
+	@$(BIN)/python -m host_tools.fused_build || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing the Debian packages gcc and python3-dev (the simulator's compiled loop)"; \
+	    { apt-get install -y -q gcc python3-dev >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q gcc python3-dev >/dev/null; }; } \
+	      && $(BIN)/python -m host_tools.fused_build; \
+	  else echo "The simulator's compiled loop needs a C compiler and the Python headers: sudo apt-get install -y gcc python3-dev"; exit 1; fi; }
 	@touch $@
 
 $(STAMP): requirements.txt requirements-micropython.txt requirements-mplib.txt constraints.txt pyproject.toml
@@ -107,7 +112,7 @@ clean:
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-physics *.egg-info host_tools.egg-info node_modules
+	rm -rf $(VENV) .venv-physics *.egg-info host_tools.egg-info node_modules host_tools/_fused_loop*
 
 # The official 32-bit MicroPython (WebAssembly port, npm package pinned in
 # package.json + package-lock.json) under Node.js, for the 31-bit integer,

@@ -4,6 +4,7 @@ run by `make setup`. Needs a C compiler and the Python headers (gcc and
 python3-dev on Debian)."""
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +29,11 @@ def build() -> Path:
     with tempfile.TemporaryDirectory(prefix="bms-fused-") as tmp:
         out = Path(ffibuilder().compile(tmpdir=tmp, verbose=False))
         dest = HERE / out.name
-        dest.write_bytes(out.read_bytes())
+        # a new file renamed over the old: a process that has the old one
+        # loaded keeps its (unlinked) copy, never a library rewritten under it
+        part = dest.with_name(dest.name + ".part")
+        part.write_bytes(out.read_bytes())
+        os.replace(part, dest)
     return dest
 
 
