@@ -13,10 +13,17 @@ the pack's step. Whatever is rare stays Python:
   finishes it (PK_POST);
 - a tick with a fault injection or an action due, a day whose weather is
   not drawn yet, a fresh block of sensor noise, or a value the frame cannot
-  carry: LockStep.tick() runs it whole (PK_PRE);
-- the end of a profile step (PK_STEP_END), and everything once a fault
-  injection is active, a CAN inverter takes the limits, or the frames or
-  decisions are recorded.
+  carry: LockStep.tick() runs it whole (PK_PRE); so does the one tick of an
+  injected exception or short pulse;
+- the end of a profile step (PK_STEP_END), and every tick of a run whose
+  limits a CAN inverter takes, or whose frames or decisions are recorded.
+
+The injections once begun (host_tools/injectors.py) run in C too: the
+readings' (open sense wire, stuck channel, thermistors, coolant sensor,
+silent front end, flow meter, auxiliary contact, with their intermittent
+patterns) and the pack's (load and internal shorts, seized pump, leak,
+welded contactor, open precharge resistor, charger and load that ignore
+the limits).
 
 The pack's arrays are shared (C updates the Pack's numpy arrays in place);
 its scalars and the loop's books are copied into the context before each
@@ -47,6 +54,13 @@ CHUNK = 4096  # record rows per pk_run() call: Python regains control (Ctrl-C) w
 PACK_SCALARS = ("current_a", "pump_duty", "coolant_c", "coolant_in_c", "coolant_out_c", "flow_pulses", "flow_lpm",
                 "flow_factor", "pump_energy_j", "heater_energy_j", "balance_energy_j", "bus_v")
 PACK_ARRAYS = ("soc", "cap_as", "r0", "r1", "ocv_now", "v1", "temp", "path")
+INJ_KINDS = {"open_sense_wire": 1, "stuck_adc": 2, "thermistor_open": 3, "thermistor_short": 4,
+             "coolant_sensor_open": 5, "frontend_comm_lost": 6, "flow_meter_missing": 7, "contactor_aux_chatter": 8,
+             # their effect is in the pack's or the injectors' state, copied in and out
+             "charger_no_stop": 0, "load_short": 0, "cell_internal_short": 0, "pump_seized": 0, "coolant_leak": 0,
+             "load_ignores_limits": 0, "contactor_welded": 0, "precharge_resistor_open": 0,
+             # one tick (a flag Python sends), or only at boot
+             "internal_error": 0, "short_pulse": 0, "watchdog_reset": 0}
 STEP_FIELDS = ("duration_s", "timeout_s", "cv_v", "termination_a", "start_h", "solar_start_h", "solar_end_h",
                "solar_peak_a", "load_day_a", "load_night_a")
 DOUBLE_SERIES = ("t", "vmax", "vmin", "tmax", "tmin", "cur", "soc_min", "soc_max", "duty", "ccl", "dcl", "flow_lpm",
@@ -102,6 +116,8 @@ class FusedLoop:
         c.ocv_lo_slope, c.ocv_hi_slope = float(pack.ocv.lo_slope), float(pack.ocv.hi_slope)
         self.scratch = np.zeros(8 * n)
         c.scratch = _ptr("double *", self.scratch)
+        self.iscratch = np.zeros(n + m + 2, dtype=np.int64)
+        c.iscratch = _ptr("long long *", self.iscratch)
         c.ambient_c, c.ambient_swing_c, c.ambient_peak_h = pack.ambient_c, pack.ambient_swing_c, pack.ambient_peak_h
         c.coulombic_eff, c.tau, c.heat_cap = pack.coulombic_eff, pack.tau, pack.heat_cap
         c.lag_k0, c.lag_k1 = pack.lag_k
@@ -148,10 +164,14 @@ class FusedLoop:
         return days
 
     def usable(self) -> bool:
-        """Whether the next tick may be fused: no fault injection has begun
-        (an active one changes the physics or the readings every tick)."""
+        """Whether the next tick may be fused: every active injection is one
+        C knows (at most lib.INJ_MAX), and none sends its one-tick flag."""
         plant = self.loop.plant
-        return not plant.inj.active and plant.pack.short_ohm == 0
+        inj = plant.inj
+        if inj.raise_once or inj.pulse_once or len(inj.active) > lib.INJ_MAX:
+            return False
+        m2 = self.m + 2
+        return all(a.kind in INJ_KINDS and 0 <= a.cell < self.n and 0 <= a.sensor < m2 for a in inj.active)
 
     # -- the context in and out ------------------------------------------------
     def _sync_in(self) -> None:
@@ -176,7 +196,27 @@ class FusedLoop:
         c.heater_on, c.outputs, c.physical = int(pack.heater_on), pack.outputs, pack.physical
         noise = sensing.noise
         c.noise, c.noise_rows, c.noise_pos = _ptr("double *", noise.block), len(noise.block), noise.pos
-        c.flow_last = plant.inj.flow_last if plant.inj.flow_last is not None else 0.0
+        inj = plant.inj
+        c.flow_last = inj.flow_last if inj.flow_last is not None else 0.0
+        c.flow_last_valid = inj.flow_last is not None
+        c.flow_lost = inj.flow_lost
+        c.inj_n = len(inj.active)
+        c.inj_no_data = c.inj_cool_open = -1
+        for j, a in enumerate(inj.active):
+            f = a.fault
+            c.inj_kind[j], c.inj_cell[j], c.inj_sensor[j], c.inj_frozen[j] = INJ_KINDS[a.kind], a.cell, a.sensor, a.frozen
+            c.inj_at_s[j], c.inj_duration_s[j], c.inj_on_s[j] = f.at_s, f.duration_s, f.on_s
+            c.inj_period_s[j], c.inj_count[j], c.inj_value[j] = f.period_s, f.count, a.value
+            if a is inj.no_data:
+                c.inj_no_data = j
+            if a is inj.coolant_sensor_open:
+                c.inj_cool_open = j
+        c.charger_no_stop, c.load_ignores_limits = int(inj.charger_no_stop), int(inj.load_ignores_limits)
+        c.leak = inj.leak_t0 is not None
+        c.leak_t0, c.leak_s = inj.leak_t0 or 0.0, inj.leak_s
+        c.welded, c.precharge_open, c.short_ohm = int(pack.welded), int(pack.precharge_open), pack.short_ohm
+        pack.internal_short_ohm = np.ascontiguousarray(pack.internal_short_ohm, dtype=np.float64)
+        c.short_r, c.shorted = _ptr("double *", pack.internal_short_ohm), int(pack._shorted)
         step = plant.profile[plant.step_i]
         c.kind = KINDS[step.kind]
         c.step_current_a = step.current_a
@@ -192,6 +232,7 @@ class FusedLoop:
         self.prev_faults[:] = sum(b << i for i, b in enumerate(loop.prev_faults)).to_bytes(8, "little")
         ffi.memmove(c.prev_faults, self.prev_faults, 8)
         c.prev_state = loop.prev_state
+        c.internal_error = int(loop.res.internal_error)
         c.grid_wh, c.grid_energy_wh = loop.grid_wh, loop.res.grid_energy_wh
         c.capacity_mah = loop.res.capacity_mah_fw
         c.count = c.count_d = 0
@@ -209,11 +250,16 @@ class FusedLoop:
         loop.grid_wh = c.grid_wh
         res.grid_energy_wh = c.grid_energy_wh
         res.capacity_mah_fw = c.capacity_mah
+        inj = plant.inj
+        for j, a in enumerate(inj.active):
+            a.frozen = c.inj_frozen[j]
+        inj.flow_lost = c.flow_lost
+        if c.flow_last_valid:
+            inj.flow_last = c.flow_last
         if ticks:
             pack.ambient_now = c.ambient_now
-            pack._shorted = False
-            plant.inj.flow_last = c.flow_last
-            plant.inj.now = loop.t = (c.k - 1) * c.dt
+            pack._shorted = bool(c.shorted)
+            inj.now = loop.t = (c.k - 1) * c.dt
         self._flush()
 
     def _flush(self) -> None:
@@ -268,8 +314,7 @@ class FusedLoop:
         plant, link = loop.plant, loop.link
         k = loop.k
         t = loop.t = k * loop.dt
-        plant.inj.physics(t, plant.pack)
-        plant.inj.flow_last = c.flow_last
+        plant.inj.now = t  # (C did Injectors.physics() for this tick)
         plant.solar, plant.load = c.solar, c.load
         fields = link.sensor.unpack_from(link._tx)
         n, m = self.n, self.m

@@ -1,9 +1,10 @@
 /* The lock-step loop of host_tools/loop.py for the ECM pack plant
  * (host_tools/pack_plant.py, plant.py, sensing.py), compiled: per tick the
  * sensor frame, one write and one read on the firmware's socket, the record,
- * the profile step's current and the pack's step, without returning to
- * Python. Python keeps every tick that is not routine (PK_PRE, PK_POST) and
- * every rule that changes rarely; host_tools/fused.py is the glue.
+ * the profile step's current and the pack's step, the scenario's fault
+ * injections included, without returning to Python. Python keeps every tick
+ * that is not routine (PK_PRE, PK_POST) and every rule that changes rarely;
+ * host_tools/fused.py is the glue.
  *
  * It is a twin of the Python code, not a new model: each expression keeps
  * the Python one's operations in the same order (and numpy's pairwise sum),
@@ -113,6 +114,22 @@ static double py_mod(double vx, double wx)
 static double py_min(double a, double b) { return b < a ? b : a; }
 static double py_max(double a, double b) { return b > a ? b : a; }
 
+/* injectors.present(): whether injection j acts at time t (its pattern). */
+static int present(const pk_ctx *c, int j, double t)
+{
+    double x = t - c->inj_at_s[j];
+    if (x < -1e-9)
+        return 0;
+    if (c->inj_duration_s[j] && x >= c->inj_duration_s[j] - 1e-9)
+        return 0;
+    if (!c->inj_period_s[j])
+        return 1;
+    double k = py_floordiv(x + 1e-9, c->inj_period_s[j]);
+    if (c->inj_count[j] && k >= c->inj_count[j])
+        return 0;
+    return x - k * c->inj_period_s[j] < c->inj_on_s[j] - 1e-9;
+}
+
 /* OcvCurve.__call__ for one element (np.interp, its linear extensions). */
 static double ocv_at(const pk_ctx *c, double s)
 {
@@ -177,14 +194,20 @@ static double cv_current(const pk_ctx *c, double target_v)
     return (target_v - base) / pw_sum(c->r0, c->n);
 }
 
-/* Pack.step(dt, t) without the fault injections' terms (no internal short:
- * the fused loop runs only while none is active). */
+/* Pack.step(dt, t) */
 static void pack_step(pk_ctx *c, double dt, double t_s)
 {
     int n = c->n;
     double *i = c->scratch, *v_ocv = c->scratch + n, *q = c->scratch + 2 * n, *heat = c->scratch + 3 * n;
     double *q_plate = c->scratch + 4 * n, *q_nb = c->scratch + 5 * n;
     c->ambient_now = ambient_at(c, t_s);
+    c->shorted = 0;
+    for (int j = 0; j < n; j++)
+        if (c->short_r[j] > 0)
+            c->shorted = 1;
+    if (c->shorted)  /* an internal short's self-discharge, at the OCV */
+        for (int j = 0; j < n; j++)
+            c->sd_a[j] = c->short_r[j] > 0 ? c->ocv_now[j] / c->short_r[j] : 0.0;
     cell_currents(c, i);
     memcpy(v_ocv, c->ocv_now, n * sizeof(double));
     for (int j = 0; j < n; j++) {
@@ -219,13 +242,16 @@ static void pack_step(pk_ctx *c, double dt, double t_s)
     double vp = pw_sum(q, n);
     if ((c->physical & (OUT_NEG | OUT_POS)) == (OUT_NEG | OUT_POS))
         c->bus_v = vp;
-    else if (c->physical & OUT_NEG && c->physical & OUT_PRE)
+    else if (c->physical & OUT_NEG && c->physical & OUT_PRE && !c->precharge_open)
         c->bus_v += (vp - c->bus_v) * (1 - exp(-dt / (PRECHARGE_OHM * BUS_CAP_F)));
     else
         c->bus_v *= exp(-dt / BUS_BLEED_TAU_S);
     /* Pack._thermal */
     for (int j = 0; j < n; j++)
         heat[j] = i[j] * i[j] * c->r0[j] + i[j] * c->v1[j];
+    if (c->shorted)  /* an internal short heats its cell */
+        for (int j = 0; j < n; j++)
+            heat[j] = heat[j] + c->sd_a[j] * c->sd_a[j] * c->short_r[j];
     double duty = c->pump_duty >= PUMP_MIN_DUTY ? c->pump_duty : 0.0;
     double frac = duty * c->flow_factor;
     double flow = frac * PUMP_MAX_FLOW_M3_S;
@@ -345,43 +371,95 @@ int pk_run(pk_ctx *c)
             }
             vsen = vs;
         }
-        long long mv_max = 0, mv_min = 0;
-        for (int j = 0; j < n; j++) {
-            double x = rint((vsen[j] + c->noise_v * z[j]) * 10000);
-            long long raw = x < 0 ? 0 : (x > 65535 ? 65535 : (long long)x);
-            put16(tx + 12 + 2 * j, (unsigned)raw);
-            long long mv = ((raw * c->gain_q16[j]) >> 16) + c->offset_mv[j];
-            if (j == 0 || mv > mv_max) mv_max = mv;
-            if (j == 0 || mv < mv_min) mv_min = mv;
-        }
-        for (int j = 0; j < m + 2; j++) {
-            double tc = j < m ? c->temp[c->sensor_idx[j]] + c->noise_t * z[n + j] : (j == m ? c->coolant_in_c : c->coolant_out_c);
-            double x = rint(ntc_counts(tc));
-            long long raw = x < 0 ? 0 : (x > 4095 ? 4095 : (long long)x);
-            put16(j < m ? tx + 12 + 2 * n + 2 * j : tx + o + 12 + 2 * (j - m), (unsigned)raw);
-        }
         double i_meas = c->current_a * c->gain_i + c->offset_i + c->noise_i * z[n + m];
         double cur_raw = rint(i_meas * 100), pack_raw = rint(pw_sum(v, n) * 100), bus_raw = rint(c->bus_v * 100);
         if (!(cur_raw >= -2147483648.0 && cur_raw <= 2147483647.0 && pack_raw >= 0 && pack_raw <= 4294967295.0
               && bus_raw >= 0 && bus_raw <= 4294967295.0))
             return PK_PRE;  /* outside the frame's fields: Python's struct says so */
+        /* from here on the tick is C's: the state may change */
+        if (c->leak && c->flow_factor > 0)  /* Injectors.physics() */
+            c->flow_factor = py_max(0.25, 1.0 - 0.75 * (t - c->leak_t0) / c->leak_s);
+        long long *craw = c->iscratch, *traw = c->iscratch + n;
+        for (int j = 0; j < n; j++) {
+            double x = rint((vsen[j] + c->noise_v * z[j]) * 10000);
+            craw[j] = x < 0 ? 0 : (x > 65535 ? 65535 : (long long)x);
+        }
+        for (int j = 0; j < m + 2; j++) {
+            double tc = j < m ? c->temp[c->sensor_idx[j]] + c->noise_t * z[n + j] : (j == m ? c->coolant_in_c : c->coolant_out_c);
+            double x = rint(ntc_counts(tc));
+            traw[j] = x < 0 ? 0 : (x > 4095 ? 4095 : (long long)x);
+        }
+        int inputs = c->physical & 7, flags = 0;
+        double flow_sent = c->flow_pulses;
+        if (c->inj_n) {  /* Injectors.cells(), .temps(), .flow(), .aux(), .flags() */
+            int on[INJ_MAX] = {0};
+            for (int a = 0; a < c->inj_n; a++)
+                on[a] = present(c, a, t);
+            for (int a = 0; a < c->inj_n; a++) {
+                int cell = c->inj_cell[a];
+                if (!on[a]) {
+                    if (c->inj_kind[a] == INJ_STUCK_ADC)
+                        c->inj_frozen[a] = -1;
+                    continue;
+                }
+                if (c->inj_kind[a] == INJ_OPEN_SENSE_WIRE) {
+                    int other = cell + 1 < n ? cell + 1 : cell - 1;
+                    long long sum = craw[cell] + craw[other];
+                    craw[other] = sum < 65535 ? sum : 65535;
+                    craw[cell] = 0;
+                } else if (c->inj_kind[a] == INJ_STUCK_ADC) {
+                    if (c->inj_frozen[a] < 0)
+                        c->inj_frozen[a] = craw[cell];
+                    craw[cell] = c->inj_frozen[a];
+                }
+            }
+            if (c->inj_cool_open >= 0 && on[c->inj_cool_open])
+                traw[m + 1] = 4095;
+            for (int a = 0; a < c->inj_n; a++) {
+                if (!on[a])
+                    continue;
+                if (c->inj_kind[a] == INJ_THERMISTOR_OPEN)
+                    traw[c->inj_sensor[a]] = 4095;
+                else if (c->inj_kind[a] == INJ_THERMISTOR_SHORT)
+                    traw[c->inj_sensor[a]] = 0;
+                else if (c->inj_kind[a] == INJ_CONTACTOR_AUX_CHATTER)
+                    inputs |= OUT_POS;
+            }
+            if (c->flow_last_valid)
+                for (int a = 0; a < c->inj_n; a++)
+                    if (c->inj_kind[a] == INJ_FLOW_METER_MISSING && on[a])
+                        c->flow_lost += (c->flow_pulses - c->flow_last) * c->inj_value[a];
+            flow_sent = c->flow_pulses - c->flow_lost;
+            if (c->inj_no_data >= 0 && on[c->inj_no_data])
+                flags = 1;  /* FLAG_NO_DATA */
+        }
+        c->flow_last = c->flow_pulses;
+        c->flow_last_valid = 1;
+        long long mv_max = 0, mv_min = 0;
+        for (int j = 0; j < n; j++) {
+            put16(tx + 12 + 2 * j, (unsigned)craw[j]);
+            long long mv = ((craw[j] * c->gain_q16[j]) >> 16) + c->offset_mv[j];
+            if (j == 0 || mv > mv_max) mv_max = mv;
+            if (j == 0 || mv < mv_min) mv_min = mv;
+        }
+        for (int j = 0; j < m + 2; j++)
+            put16(j < m ? tx + 12 + 2 * n + 2 * j : tx + o + 12 + 2 * (j - m), (unsigned)traw[j]);
         long long seq = pmod(c->k, TICKS_PERIOD);
         put16(tx, SENSOR_MAGIC);
         tx[2] = FRAME_VERSION;
-        tx[3] = 0;  /* Injectors.flags(): none active */
+        tx[3] = flags;
         put32(tx + 4, (uint32_t)seq);
         put32(tx + 8, (uint32_t)pmod(c->clock0_ms + c->k * c->tick_ms, TICKS_PERIOD));
         put32(tx + o, (uint32_t)(int32_t)cur_raw);
         put32(tx + o + 4, (uint32_t)pack_raw);
         put32(tx + o + 8, (uint32_t)bus_raw);
-        put16(tx + o + 16, (unsigned)((long long)c->flow_pulses & 0xFFFF));
-        tx[o + 18] = (c->physical & 7) | (c->enable ? IN_ENABLE : 0) | ((c->kind == 2 || solar > 0) ? IN_CHARGER : 0);
+        put16(tx + o + 16, (unsigned)((long long)flow_sent & 0xFFFF));
+        tx[o + 18] = inputs | (c->enable ? IN_ENABLE : 0) | ((c->kind == 2 || solar > 0) ? IN_CHARGER : 0);
         tx[o + 19] = tx[o + 20] = tx[o + 21] = 0;
         put16(tx + o + 22, 0);
         put32(tx + o + 24, 0);
         put32(tx + o + 28, 0);
         c->noise_pos++;
-        c->flow_last = c->flow_pulses;
         c->solar = solar;
         c->load = load;
         c->vmax_meas = mv_max / 1000.0;
@@ -397,7 +475,7 @@ int pk_run(pk_ctx *c)
             return PK_ERR_FRAME;
         }
         int contactor = rx[9];
-        if (rx[34] || (rx[3] & 1) || memcmp(rx + 26, c->prev_faults, 8) || contactor != c->prev_state)
+        if (rx[34] || ((rx[3] & 1) && !c->internal_error) || memcmp(rx + 26, c->prev_faults, 8) || contactor != c->prev_state)
             return PK_POST;
         /* -- the record (run_loop, PackPlant.record) ------------------------ */
         int outputs = rx[8], duty_pm = get16(rx + 10);
@@ -447,8 +525,8 @@ int pk_run(pk_ctx *c)
         }
         /* -- PackPlant.apply ------------------------------------------------ */
         double vp = pw_sum(v, n);
-        c->outputs = outputs;
-        c->physical = outputs;  /* not welded: the fused loop runs only without faults */
+        c->outputs = outputs;  /* Pack.command(): welded tips stay closed */
+        c->physical = c->welded ? (c->physical & (OUT_NEG | OUT_POS)) | outputs : outputs;
         for (int j = 0; j < n; j++)
             c->bleed[j] = (rx[ACT_FIXED + (j >> 3)] >> (j & 7)) & 1;
         c->pump_duty = duty_pm / 1000.0;
@@ -473,11 +551,12 @@ int pk_run(pk_ctx *c)
             if (t - c->step_t0 >= c->duration_s)
                 ended = 1;
         } else if (c->kind == 2) {
-            double i_set = !closed ? 0.0 : py_max(0.0, py_min(py_min(c->step_current_a, ccl_a), cv_current(c, c->cv_v * n)));
+            double i_set = !closed ? 0.0 : c->charger_no_stop ? c->step_current_a  /* it ignores limits and CV */
+                           : py_max(0.0, py_min(py_min(c->step_current_a, ccl_a), cv_current(c, c->cv_v * n)));
             c->current_a = i_set;
             if (closed && i_set > c->termination_a)
                 c->step_ran = 1;
-            if (c->step_ran) {
+            if (c->step_ran && !c->charger_no_stop) {
                 c->step_low_s = i_set <= c->termination_a ? c->step_low_s + dt : 0.0;
                 if (c->step_low_s >= 30.0)
                     ended = ccl_a <= 0 ? 2 : 3;
@@ -485,7 +564,7 @@ int pk_run(pk_ctx *c)
             if (c->step_ran && !closed)
                 ended = 2;
         } else {
-            double i_set = !closed ? 0.0 : py_min(c->step_current_a, dcl_a);
+            double i_set = !closed ? 0.0 : c->load_ignores_limits ? c->step_current_a : py_min(c->step_current_a, dcl_a);
             c->current_a = -py_min(i_set + grid_x, py_max(dcl_a, i_set));
             if (closed && i_set > 0)
                 c->step_ran = 1;
@@ -507,6 +586,14 @@ int pk_run(pk_ctx *c)
         c->grid_wh += wh;
         c->grid_energy_wh += wh;
         /* -- PackPlant.step ----------------------------------------------------- */
+        if (c->short_ohm && (c->physical & (OUT_NEG | OUT_POS)) == (OUT_NEG | OUT_POS)) {
+            /* Pack.short_current(): the short takes over the bus */
+            double *tmp = c->scratch + 7 * n;
+            for (int j = 0; j < n; j++)
+                tmp[j] = c->ocv_now[j] + c->v1[j];
+            double r = (pw_sum(c->r0, n) + pw_sum(c->r1, n)) + c->short_ohm;
+            c->current_a = -pw_sum(tmp, n) / r;
+        }
         pack_step(c, dt, t);
         c->count++;
         c->k++;

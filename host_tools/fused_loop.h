@@ -18,6 +18,7 @@ typedef struct {
     int ocv_len;
     double ocv_lo_slope, ocv_hi_slope;
     double *scratch;          /* 8 * n doubles */
+    long long *iscratch;      /* n + m + 2 */
     double current_a, pump_duty, coolant_c, coolant_in_c, coolant_out_c, flow_pulses, flow_lpm, flow_factor;
     double pump_energy_j, heater_energy_j, balance_energy_j, bus_v, ambient_now;
     double ambient_c, ambient_swing_c, ambient_peak_h;
@@ -39,12 +40,25 @@ typedef struct {
     double *day_factor;       /* per day, NaN: not drawn yet */
     int day_factors;
     int ended;                /* set with PK_STEP_END: 1 duration, 2 firmware, 3 charger, 4 timeout */
+    /* -- fault injections (host_tools/injectors.py): Python's Injectors and
+     *    the Pack's fault state in and out ----------------------------------- */
+    int inj_n;                /* active injections, in Injectors.active's order */
+    int inj_kind[16];         /* INJ_* below */
+    int inj_cell[16], inj_sensor[16], inj_count[16];
+    long long inj_frozen[16]; /* stuck_adc: the frozen reading, -1: none */
+    double inj_at_s[16], inj_duration_s[16], inj_on_s[16], inj_period_s[16], inj_value[16];
+    int inj_no_data, inj_cool_open;  /* index of Injectors.no_data / .coolant_sensor_open, -1: none */
+    int charger_no_stop, load_ignores_limits, welded, precharge_open, leak, flow_last_valid;
+    double short_ohm, leak_t0, leak_s, flow_lost;
+    double *short_r;          /* Pack.internal_short_ohm (n) */
+    int shorted;              /* Pack._shorted */
     /* -- the loop --------------------------------------------------------- */
     long long k, clock0_ms, tick_ms;
     double dt, stop_at, next_due;  /* next scheduled fault or action (inf: none) */
     int decim;
     unsigned char prev_faults[8];
     int prev_state;
+    int internal_error;       /* the record has the firmware's internal-error flag already */
     double grid_wh, grid_energy_wh;
     long long capacity_mah;
     double *meter_bins;       /* the fleet's energy per interval (NULL: none) */
@@ -62,6 +76,19 @@ typedef struct {
     double *d_t, *d_cell_v, *d_cell_temp, *d_ambient, *d_cool_in, *d_cool_out;
     double *v_true;           /* n: this tick's true terminal voltages */
 } pk_ctx;
+
+/* injection kinds with a per-tick effect on the readings (0: none, or
+ * one in the pack's state: shorts, pump, leak, welding, precharge) */
+#define INJ_NONE 0
+#define INJ_OPEN_SENSE_WIRE 1
+#define INJ_STUCK_ADC 2
+#define INJ_THERMISTOR_OPEN 3
+#define INJ_THERMISTOR_SHORT 4
+#define INJ_COOLANT_SENSOR_OPEN 5
+#define INJ_FRONTEND_COMM_LOST 6
+#define INJ_FLOW_METER_MISSING 7
+#define INJ_CONTACTOR_AUX_CHATTER 8
+#define INJ_MAX 16
 
 /* pk_run's answers */
 #define PK_FULL 1       /* the record's columns are full: flush and call again */

@@ -172,15 +172,53 @@ def test_same_record_household_grid_event_enable(tmp_path):
     assert a.cur.max() > 1.0  # the sun charged the pack on day 1
 
 
-def test_a_fault_injection_hands_the_run_to_python(tmp_path):
-    sc = _load(tmp_path, HOUSEHOLD.replace('[[action]]', '[[fault]]\nkind = "thermistor_open"\nsensor = 1\n'
-                                           'at = "30 min"\n\n[[action]]', 1))
-    sc.profile[0].duration_s = 45 * 60
+# Every injector, with its intermittent pattern where it has one: the
+# 2 min charge, 1 min rest and 3 min discharge of CHARGE (16 cells).
+INJECTIONS = {
+    "open_sense_wire": 'cell = 3\nat = "30 s"\non = "2 s"\nperiod = "7 s"\ncount = 5',
+    "stuck_adc": 'cell = 5\nat = "20 s"\non = "3 s"\nperiod = "10 s"',
+    "thermistor_open": 'sensor = 1\nat = "40 s"',
+    "thermistor_short": 'sensor = 2\nat = "40 s"\nduration = "30 s"',
+    "coolant_sensor_open": 'at = "30 s"\non = "5 s"\nperiod = "20 s"',
+    "frontend_comm_lost": 'at = "50 s"\nduration = "1.5 s"',
+    "flow_meter_missing": 'at = "10 s"\nmissing = "50 %"',
+    "contactor_aux_chatter": 'at = "60 s"\non = "1 s"\nperiod = "20 s"',
+    "charger_no_stop": 'at = "0 s"',
+    "load_short": 'at = "200 s"\nresistance = "0.05 ohm"',
+    "cell_internal_short": 'cell = 4\nat = "30 s"\nresistance = "0.05 ohm"',
+    "pump_seized": 'at = "20 s"',
+    "coolant_leak": 'at = "10 s"\nduration = "120 s"',
+    "load_ignores_limits": 'at = "0 s"',
+    "contactor_welded": 'at = "60 s"',
+    "precharge_resistor_open": 'at = "0 s"',
+    "internal_error": 'at = "45 s"',
+    "short_pulse": 'at = "200 s"',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(INJECTIONS))
+def test_same_record_with_each_fault_injection(tmp_path, kind):
+    text = CHARGE.format(chem="LFP", cells=16, temps=4, soc="60 %", cv="3.55 V", charge_min=2)
+    # warm enough that the pump runs (the flow faults need flow)
+    text = text.replace('ambient = "31 degC"', 'ambient = "36 degC"\ninitial = "36 degC"')
+    sc = _load(tmp_path, text + f'[[fault]]\nkind = "{kind}"\n' + INJECTIONS[kind] + "\n")
     (a, _), (b, _) = _both(sc)
     _assert_same(a, b)
-    assert ("THERMISTOR", "raised") in [(n, w) for _, n, w in a.fault_events], a.fault_events
-    # C ran up to the injection, Python from there on
-    assert 0.55 * b.ticks < b.fused["fused"] < 0.75 * b.ticks, b.fused
+    assert a.injections and a.injections[0][1] == kind
+    # C ran the injected ticks too: Python only around events and the injection
+    assert b.fused["fused"] > 0.8 * b.ticks, b.fused
+
+
+def test_injections_change_what_the_firmware_sees(tmp_path):
+    """(So the differential tests above compare runs in which the faults act.)"""
+    text = CHARGE.format(chem="LFP", cells=16, temps=4, soc="60 %", cv="3.55 V", charge_min=2)
+    seen = {}
+    for kind in ("thermistor_open", "open_sense_wire", "pump_seized"):
+        sc = _load(tmp_path, text + f'[[fault]]\nkind = "{kind}"\n' + INJECTIONS[kind] + "\n", kind + ".toml")
+        res = Simulation(sc).run()
+        seen[kind] = {n for _, n, w in res.fault_events if w == "raised"}
+    assert "THERMISTOR" in seen["thermistor_open"], seen
+    assert "VOLTAGE_CHANNEL" in seen["open_sense_wire"] or "CELL_UV_CRIT" in seen["open_sense_wire"], seen
 
 
 def test_bench_scenario_same_record(tmp_path):
