@@ -83,4 +83,30 @@ while True:
     n += k
 recs = log.records()
 out["drained"] = n == 20 and [x[3] for x in recs] == list(range(20)) and [x[0] for x in recs] == list(range(20))
+
+# between ticks, a routine keeper call (nothing new to log, no save due)
+# allocates nothing: no garbage for the loop to collect, ever (the drain's
+# and the rate limit's imports once allocated on every call)
+import micropython  # noqa: E402
+from bms.persist.keeper import Keeper  # noqa: E402
+
+
+class _App:
+    state = st
+
+
+kp = Keeper(StateStore("/f"), log)
+kp.rec = StateRecord()
+kp.after_tick(_App, 0)  # the first call saves
+ok = False
+micropython.heap_lock()
+try:
+    for t in range(1, 50):
+        kp.after_tick(_App, t * 1000)
+    ok = True
+except MemoryError:
+    pass
+finally:
+    micropython.heap_unlock()
+out["keeper_routine_no_alloc"] = ok
 print(json.dumps(out))

@@ -12,6 +12,7 @@ import os
 import struct
 from micropython import const
 from bms.persist.crc import crc32
+from bms.state import EVENTS
 
 REC = const(24)  # bytes per record
 FMT = "<IIHHiI"  # seq, t_ms, code, arg, value, pad (then the CRC)
@@ -124,7 +125,6 @@ class EventLog:
 
     def drain(self, st, limit=8):
         """Moves up to `limit` new events from the tick's RAM ring to flash."""
-        from bms.state import EVENTS
         new = (st.ev_total - self.sent) & 0x3FFFFFFF
         if new > EVENTS:
             self.dropped += new - EVENTS

@@ -7,6 +7,7 @@
 import struct
 from micropython import const
 from bms.persist.crc import crc32
+from bms import ticks
 
 MAGIC_V1 = const(0x42535452)  # "BSTR"
 MAGIC = const(0x32535452)  # "BST2": adds the grid-export total
@@ -87,7 +88,6 @@ class StateStore:
 
     def due(self, now_ms, important):
         # a bounded rate: at most one routine save per min_interval_ms
-        from bms import ticks
         if important or self.last_ms is None or ticks.diff(now_ms, self.last_ms) >= self.min_interval_ms:
             self.last_ms = now_ms
             return True
