@@ -268,11 +268,12 @@ def scenario(job: PackJob) -> S.Scenario:
 
 
 def run_pack(job: PackJob) -> PackOutcome:
+    import numpy as np
+
     from host_tools import report
     from host_tools.pack_plant import PackPlant
     from host_tools.sim import Simulation
 
-    import numpy as np
     n_int = int(math.ceil(job.hours * 3600 / job.interval_s))
     bins = np.zeros(n_int)
 

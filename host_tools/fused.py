@@ -36,8 +36,7 @@ import math
 
 import numpy as np
 
-from host_tools import frames
-from host_tools.link import Actuators, FirmwareError
+from host_tools.link import FirmwareError
 from host_tools.loop import Frame
 from host_tools.pack_plant import PackPlant
 from host_tools.sensing import Reading
