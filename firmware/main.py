@@ -1,5 +1,5 @@
 # Entry point. On the unix port (simulation) the host starts it as
-#   micropython main.py --config CONFIG.json --sim fd:N (or HOST:PORT)
+#   micropython main.py --config CONFIG.json --sim fd:R,W (or fd:N, HOST:PORT)
 import sys
 
 locked = False

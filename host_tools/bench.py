@@ -194,8 +194,8 @@ def sim_speed(sc, quick: bool = False) -> dict:
     if not fused.built():
         print("  (host_tools._fused_loop is not built: every tick runs in Python; make setup builds it)")
     rt = transport_round_trip()
-    print(f"  transport alone (a frame each way, no tick, one core): AF_UNIX socketpair {rt['fd']:.1f} us, "
-          f"TCP loopback {rt['tcp']:.1f} us per round trip")
+    print(f"  transport alone (a frame each way, no tick, one core): two pipes (the simulator's) {rt['pipes']:.1f} us, "
+          f"AF_UNIX socketpair {rt['fd']:.1f} us, TCP loopback {rt['tcp']:.1f} us per round trip")
     out = {}
     for n in (16, 96):
         s = copy.deepcopy(sc)
@@ -216,9 +216,9 @@ def sim_speed(sc, quick: bool = False) -> dict:
         print(f"       ticks: {f['fused']} whole in C, {f['finished']} finished in Python after C's exchange, "
               f"{f['python']} whole in Python (of {res.ticks})")
         print(f"       {tick_us:.1f} us wall per tick: the host process {host_us:.1f} us of CPU, the firmware's "
-              f"{fw_cpu_us:.1f} us (user + system, the socket's system calls included)")
+              f"{fw_cpu_us:.1f} us (user + system, the pipes' system calls included)")
         print(f"       the firmware's own tick now (tick_bench, frame arrival + tick, mean): {fw_us:.1f} us, a ceiling of "
-              f"{period_us / fw_us:.0f}x; with the bare round trip {period_us / (fw_us + rt['fd']):.0f}x; "
+              f"{period_us / fw_us:.0f}x; with the bare round trip {period_us / (fw_us + rt['pipes']):.0f}x; "
               f"the simulator reaches {period_us / tick_us / (period_us / fw_us):.2f} of the firmware's ceiling")
         top = sorted(stages.items(), key=lambda kv: -kv[1]["mean_us"])[:5]
         print("       the firmware tick's largest parts: " + ", ".join(f"{k} {v['mean_us']:.1f} us" for k, v in top))
@@ -261,8 +261,12 @@ def transport_round_trip(frames_n: int = 20000) -> dict:
     if saved is not None:
         os.sched_setaffinity(0, {min(saved)})
     try:
-        for kind in ("fd", "tcp"):
-            if kind == "fd":
+        for kind in ("pipes", "fd", "tcp"):
+            if kind == "pipes":  # what the simulator uses (link.FirmwareLink)
+                to_fw_r, to_fw_w = os.pipe()
+                from_fw_r, from_fw_w = os.pipe()
+                spec, keep = f"fd:{to_fw_r},{from_fw_w}", (to_fw_r, from_fw_w)
+            elif kind == "fd":
                 conn, fw_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 spec, keep = f"fd:{fw_end.fileno()}", (fw_end.fileno(),)
             else:
@@ -272,7 +276,10 @@ def transport_round_trip(frames_n: int = 20000) -> dict:
                 spec, keep = f"127.0.0.1:{srv.getsockname()[1]}", ()
             proc = subprocess.Popen([micropython_binary(), str(ROOT / "host_tools" / "mp" / "echo_bench.py"),
                                      str(FIRMWARE), spec, "76", "152"], pass_fds=keep)
-            if kind == "fd":
+            if kind == "pipes":
+                os.close(to_fw_r)
+                os.close(from_fw_w)
+            elif kind == "fd":
                 fw_end.close()
             else:
                 srv.settimeout(20)
@@ -282,18 +289,29 @@ def transport_round_trip(frames_n: int = 20000) -> dict:
             tx, rx = bytes(76), bytearray(152)
             view = memoryview(rx)
 
-            def trip():
-                conn.sendall(tx)
-                got = 0
-                while got < 152:
-                    got += conn.recv_into(view[got:])
+            if kind == "pipes":
+                def trip():
+                    os.write(to_fw_w, tx)
+                    got = 0
+                    while got < 152:
+                        got += os.readv(from_fw_r, (view[got:],))
+            else:
+                def trip():
+                    conn.sendall(tx)
+                    got = 0
+                    while got < 152:
+                        got += conn.recv_into(view[got:])
             for _ in range(500):
                 trip()
             t0 = time.perf_counter()
             for _ in range(frames_n):
                 trip()
             out[kind] = (time.perf_counter() - t0) / frames_n * 1e6
-            conn.close()
+            if kind == "pipes":
+                os.close(to_fw_w)
+                os.close(from_fw_r)
+            else:
+                conn.close()
             proc.wait(timeout=10)
     finally:
         if saved is not None:

@@ -88,8 +88,8 @@ class FusedLoop:
             why = f"the plant is a {type(loop.plant).__name__}, not the ECM pack"
         elif loop.plant.inverter is not None or loop.link.recorder is not None or loop.decisions:
             why = "a CAN inverter, a frame recorder or decisions are kept per tick"
-        elif not hasattr(loop.link, "conn") or loop.link.sensor.size != 44 + 2 * (loop.plant.n + loop.plant.sensing.m):
-            why = "the link is not a sim-HAL socket with this pack's frame"
+        elif not hasattr(loop.link, "rfd") or loop.link.sensor.size != 44 + 2 * (loop.plant.n + loop.plant.sensing.m):
+            why = "the link is not a sim-HAL stream with this pack's frame"
         if why:
             if required:
                 raise RuntimeError("the compiled loop cannot run this: " + why)
@@ -105,7 +105,7 @@ class FusedLoop:
         c = self.c = ffi.new("pk_ctx *")
         self._keep = []  # everything the context points into
         c.n, c.m = n, m
-        c.fd = link.conn.fileno()
+        c.rfd, c.wfd, c.timeout_ms = link.rfd, link.wfd, link.timeout_ms
         c.tx, c.tx_size = ffi.from_buffer("unsigned char[]", link._tx), len(link._tx)
         c.rx, c.rx_size = ffi.from_buffer("unsigned char[]", link._rx), len(link._rx)
         self._keep += [c.tx, c.rx]

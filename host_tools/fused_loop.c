@@ -13,6 +13,7 @@
  * -ffp-contract=off: a fused multiply-add would round differently. */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -290,12 +291,12 @@ static int send_all(pk_ctx *c)
 {
     int off = 0;
     while (off < c->tx_size) {
-        ssize_t w = write(c->fd, c->tx + off, c->tx_size - off);
+        ssize_t w = write(c->wfd, c->tx + off, c->tx_size - off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             c->err = errno;
-            return PK_ERR_SEND;
+            return (errno == EPIPE || errno == ECONNRESET) ? PK_ERR_EOF : PK_ERR_SEND;
         }
         off += (int)w;
     }
@@ -305,13 +306,26 @@ static int send_all(pk_ctx *c)
 static int recv_all(pk_ctx *c)
 {
     int got = 0;
+    struct pollfd p = {c->rfd, POLLIN, 0};
     while (got < c->rx_size) {
-        ssize_t r = read(c->fd, c->rx + got, c->rx_size - got);
-        if (r < 0) {
+        /* the answer's deadline: a firmware that hangs is reported, not waited for */
+        int k = poll(&p, 1, c->timeout_ms);
+        if (k < 0) {
             if (errno == EINTR)
                 continue;
             c->err = errno;
-            return (errno == EAGAIN || errno == EWOULDBLOCK) ? PK_ERR_TIMEOUT : PK_ERR_SEND;
+            return PK_ERR_SEND;
+        }
+        if (k == 0) {
+            c->err = ETIMEDOUT;
+            return PK_ERR_TIMEOUT;
+        }
+        ssize_t r = read(c->rfd, c->rx + got, c->rx_size - got);
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            c->err = errno;
+            return errno == ECONNRESET ? PK_ERR_EOF : PK_ERR_SEND;
         }
         if (r == 0)
             return PK_ERR_EOF;

@@ -6,7 +6,8 @@
 typedef struct {
     /* -- sizes, link --------------------------------------------------- */
     int n, m;                 /* cells, cell thermistors */
-    int fd;                   /* the AF_UNIX end to the firmware */
+    int rfd, wfd;             /* frames from the firmware, to it (pipes; one socket: the same) */
+    int timeout_ms;           /* the firmware's deadline for each answer */
     unsigned char *tx;        /* sensor frame buffer (tx_size bytes) */
     int tx_size;
     unsigned char *rx;        /* actuator frame buffer (rx_size bytes) */

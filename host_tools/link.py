@@ -1,12 +1,14 @@
 """The host end of the sim HAL: starts the firmware under the MicroPython
-unix port on one end of an AF_UNIX socket pair, reads its hello, then
-exchanges one sensor frame for one actuator frame per tick (lock-step): one
-send and one receive, into buffers made once."""
+unix port with a pair of pipes to it, reads its hello, then exchanges one
+sensor frame for one actuator frame per tick (lock-step): one write, one
+poll (the firmware's answer has a deadline) and one read, into buffers made
+once."""
 from __future__ import annotations
 
 import json
+import os
+import select
 import socket
-import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -73,6 +75,8 @@ class FirmwareLink:
         self.hello: dict = {}
         self.log = ""
         self.recorder = None  # a list: (sensor frame, actuator frame) bytes of every tick (host_tools/mp32/replay.py)
+        self._log_path = None  # the firmware's output, while we run it
+        self.conn = None  # a socket when attached to one (the virtual board), else the pipes' descriptors alone
 
     @classmethod
     def attach(cls, conn: socket.socket, hello: dict) -> "FirmwareLink":
@@ -80,11 +84,21 @@ class FirmwareLink:
         board's plant: the firmware process is the board's, not ours)."""
         link = cls({})
         link.conn = conn
+        link._fds(conn.fileno(), conn.fileno())
         link.hello = hello
-        link._log_path = None
-        link.recorder = None
         link._setup(hello)
+        t = conn.gettimeout()  # the acceptor's deadline for an answer, if it set one
+        if t:
+            link.timeout_ms = int(t * 1000)
         return link
+
+    def _fds(self, rfd: int, wfd: int) -> None:
+        # Frames are read from rfd and written to wfd (one socket: both the
+        # same); every read waits in poll() for at most its deadline.
+        self.rfd, self.wfd = rfd, wfd
+        self._poll = select.poll()
+        self._poll.register(rfd, select.POLLIN)
+        self.timeout_ms = int(HELLO_TIMEOUT_S * 1000)
 
     def __enter__(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="bmsfw-")
@@ -92,32 +106,36 @@ class FirmwareLink:
         cfg_path = tmp / "config.json"
         cfg_path.write_text(json.dumps(self.config))
         self._log_path = tmp / "firmware.log"
-        # A connected AF_UNIX pair, one end inherited by the firmware as a
-        # file descriptor: no listening port, no accept, and a round trip
-        # ~1/3 cheaper than TCP loopback (bench.py transport figures).
-        self.conn, fw_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Two pipes, the firmware's ends inherited as file descriptors: no
+        # listening port, no accept, and a round trip ~60 % of an AF_UNIX
+        # socket pair's and ~45 % of TCP loopback's (bench.py transport
+        # figures). The firmware's ends are closed here once it has them,
+        # so a dead firmware reads as EOF and writes as a broken pipe.
+        self.conn = None
+        to_fw_r, to_fw_w = os.pipe()
+        from_fw_r, from_fw_w = os.pipe()
+        self._fds(from_fw_r, to_fw_w)
         self._logf = open(self._log_path, "wb")
         try:
             self.proc = subprocess.Popen(
                 [micropython_binary(), *self.mp_args, str(self.firmware_dir / "main.py"), "--config", str(cfg_path),
-                 "--sim", f"fd:{fw_end.fileno()}", "--kernels", self.kernels, "--reset-cause", self.reset_cause,
+                 "--sim", f"fd:{to_fw_r},{from_fw_w}", "--kernels", self.kernels, "--reset-cause", self.reset_cause,
                  *(("--state-dir", str(self.state_dir)) if self.state_dir else ()),
                  *(afe_args(self.afe) if self.afe else ()), *self.extra_args],
                 cwd=str(self.firmware_dir), stdout=self._logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                pass_fds=(fw_end.fileno(),))
+                pass_fds=(to_fw_r, from_fw_w))
         except BaseException:
-            self.conn.close()
+            self._close_fds()
             self._logf.close()
             self._tmp.cleanup()
             raise
         finally:
-            fw_end.close()  # ours: the firmware's end closes when it exits, so a dead firmware reads as EOF
+            os.close(to_fw_r)
+            os.close(from_fw_w)
         try:
-            _recv_timeout(self.conn, HELLO_TIMEOUT_S)
             hello = json.loads(self._recv_line())
             if "error" in hello:
                 raise FirmwareError("firmware rejected the configuration: " + hello["error"])
-            _recv_timeout(self.conn, TICK_TIMEOUT_S)
         except BaseException:
             self._close()
             raise
@@ -133,6 +151,7 @@ class FirmwareLink:
         self._tx = bytearray(self.sensor.size)
         self._rx = bytearray(self.out_size)
         self._rxv = memoryview(self._rx)
+        self.timeout_ms = int(TICK_TIMEOUT_S * 1000)
 
     def __exit__(self, exc_type, exc, tb):
         self._close()
@@ -140,8 +159,15 @@ class FirmwareLink:
             raise FirmwareError(f"firmware exited with {self.proc.returncode}: {self.log}")
         return False
 
+    def _close_fds(self):
+        if self.conn is not None:
+            self.conn.close()
+            return
+        for fd in {self.rfd, self.wfd}:
+            os.close(fd)
+
     def _close(self):
-        self.conn.close()
+        self._close_fds()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -159,35 +185,52 @@ class FirmwareLink:
         except OSError:
             return ""
 
+    def _read(self, view) -> int:
+        """One read into view within the deadline: bytes read, 0 at the
+        end of the stream, -1 when the deadline passed."""
+        if not self._poll.poll(self.timeout_ms):
+            return -1
+        try:
+            return os.readv(self.rfd, (view,))
+        except ConnectionResetError:
+            return 0
+
+    def _write(self, data) -> None:
+        try:
+            if os.write(self.wfd, data) == len(data):
+                return
+            view = memoryview(data)
+            off = 0
+            while off < len(data):
+                off += os.write(self.wfd, view[off:])
+        except (BrokenPipeError, ConnectionResetError):
+            raise FirmwareError("firmware closed the connection: " + self._read_log()) from None
+
     def _recv_line(self, limit: int = 1 << 20) -> bytes:
         buf = bytearray()
+        one = bytearray(1)
         while not buf.endswith(b"\n"):
-            try:
-                chunk = self.conn.recv(1)
-            except (BlockingIOError, socket.timeout):
-                raise FirmwareError(f"no hello from the firmware within {HELLO_TIMEOUT_S} s: " + self._read_log()) from None
-            if not chunk:
+            r = self._read(one)
+            if r < 0:
+                raise FirmwareError(f"no hello from the firmware within {HELLO_TIMEOUT_S} s: " + self._read_log())
+            if not r:
                 raise FirmwareError("firmware closed the connection: " + self._read_log())
-            buf += chunk
+            buf += one
             if len(buf) > limit:
                 raise FirmwareError("firmware hello too long")
         return bytes(buf)
 
     def _recv_rest(self, got: int) -> None:
         # A first read that was short, timed out (-1) or hit the end (0);
-        # a frame split over reads is rare on a local stream socket.
+        # a frame split over reads is rare on a pipe or a local socket.
         while True:
             if got < 0:
                 raise FirmwareError("firmware did not answer (the receive timed out): " + self._read_log())
             if got == 0:
                 raise FirmwareError("firmware closed the connection: " + self._read_log())
-            try:
-                r = self.conn.recv_into(self._rxv[got:])
-            except (BlockingIOError, socket.timeout):
-                got = -1
-                continue
-            if r == 0:
-                got = 0
+            r = self._read(self._rxv[got:])
+            if r <= 0:
+                got = r
                 continue
             got += r
             if got >= self.out_size:
@@ -195,17 +238,14 @@ class FirmwareLink:
 
     def exchange(self, flags, seq, now_ms, cells_raw, temps_raw, current_raw, pack_raw, bus_raw,
                  cool_in_raw, cool_out_raw, flow_pulses, inputs, command=(0, 0, 0)) -> Actuators:
-        # One send and (almost always) one receive per tick, into buffers
-        # made once.
+        # One write, one poll and (almost always) one read per tick, into
+        # buffers made once.
         self.sensor.pack_into(
             self._tx, 0, frames.SENSOR_MAGIC, frames.VERSION, flags, seq % frames.TICKS_PERIOD,
             now_ms % frames.TICKS_PERIOD, *cells_raw, *temps_raw, current_raw, pack_raw, bus_raw, cool_in_raw,
             cool_out_raw, flow_pulses & 0xFFFF, inputs, 0, command[0], 0, 0, command[1], command[2])
-        self.conn.sendall(self._tx)
-        try:
-            got = self.conn.recv_into(self._rx)
-        except (BlockingIOError, socket.timeout):
-            got = -1
+        self._write(self._tx)
+        got = self._read(self._rx)
         if got != self.out_size:
             self._recv_rest(got)
         if self.recorder is not None:
@@ -227,14 +267,6 @@ class FirmwareLink:
 # Field indexes in frames.actuator_struct()'s tuple.
 _EV0 = 17  # after ACT_HEAD's 17 fields
 _GRID0 = _EV0 + 4 * frames.EV_SLOTS
-
-
-def _recv_timeout(conn: socket.socket, seconds: float) -> None:
-    """A blocking socket whose receive gives up after `seconds` (the kernel's
-    SO_RCVTIMEO: no poll() before every recv, as settimeout() would add)."""
-    conn.settimeout(None)
-    sec = int(seconds)
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, int((seconds - sec) * 1e6)))
 
 
 HELLO_TIMEOUT_S = 30

@@ -13,11 +13,12 @@ from array import array
 from bms.config import Config
 from bms import signals as S
 from bms.soc_bounds import SocBounds, pack_cpct
+from bms import kernels
 
 out = {}
 for chem in ("LFP", "NMC"):
     cfg = Config({"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": chem, "soc_cell_r_uohm": 400})
-    b = SocBounds(cfg)
+    b = SocBounds(cfg, kernels)
     sig = array("i", [0] * S.N_SIGNALS)
     random.seed(7)
     n = bad_lo = bad_hi = bad_floor = floor_n = 0

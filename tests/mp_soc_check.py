@@ -9,6 +9,7 @@ sys.path.insert(0, sys.argv[1])
 from bms.config import Config  # noqa: E402
 from bms.state import State, EV_SOC_SYNC, EV_CAPACITY, EV_GRID_END, SYNC_FULL, SYNC_EMPTY, SYNC_OCV  # noqa: E402
 from bms.soc import Soc  # noqa: E402
+from bms import kernels  # noqa: E402
 from bms.grid import Grid  # noqa: E402
 from bms import signals as S  # noqa: E402
 
@@ -69,7 +70,7 @@ def temps(st, dc):
 #    charge efficiency: 50 A for 1 h adds 49.9 Ah at 99.8 %.
 # the table arithmetic below without an IR correction or a surface-SOC lag
 cfg, st = make(soc_cell_r_uohm=0, soc_lag_fast_cpct_per_c=0, soc_diffusion_cpct_per_c=0)
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 temps(st, 250)
 set_cells(st, 3214)  # 30 % on the firmware's table
 set_current(st, 0)
@@ -107,7 +108,7 @@ out["empty"] = {"counted": counted, "after": st.soc_cpct, "synced": events(st, E
 lag = {}
 for tick_ms in (1000, 10):
     cfg, st = make(soc_cell_r_uohm=0)
-    soc = Soc(cfg)
+    soc = Soc(cfg, kernels)
     temps(st, 250)
     set_cells(st, 3250)
     set_current(st, 0)
@@ -127,7 +128,7 @@ out["lag"] = {"lag_1s": lag[1000], "lag_10ms": lag[10], "synced": synced, "rest1
 # 4. OCV at rest: on the plateau nothing changes; at the lower knee the
 #    SOC follows the OCV after soc_rest_ms (30 min) and 16 scans.
 cfg, st = make()
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 temps(st, 250)
 st.soc_cpct = 5000
 set_cells(st, 3267)  # 50 % plateau
@@ -135,7 +136,7 @@ set_current(st, 200)  # below the rest current (0.005C = 500 mA)
 run(soc, st, 18000 + 40)
 plateau = st.soc_cpct
 cfg, st = make()
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 temps(st, 250)
 st.soc_cpct = 3000
 set_cells(st, 3142)  # 15 % on the lower knee
@@ -148,7 +149,7 @@ out["ocv"] = {"plateau": plateau, "early": early, "knee": st.soc_cpct, "sync": s
 
 # 5. temperature: usable charge at -10 degC
 cfg, st = make()
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 st.soc_cpct = 5000
 set_cells(st, 3267)
 set_current(st, 0)
@@ -161,7 +162,7 @@ out["temp"] = {"cold_usable": cold, "warm_usable": st.usable_mah}
 
 # 6. a 2,000 Ah pack at 1,000 A for 2 h each way: every int stays a 31-bit small int
 cfg, st = make(cap_mah=2000000, max_charge_ma=600000, max_discharge_ma=199000)
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 temps(st, 250)
 st.soc_cpct = 0
 worst = 0
@@ -179,7 +180,7 @@ out["big"] = {"worst": worst, "soc": st.soc_cpct}
 
 # 7. grid events: arguments, reserve, deadline, energy; the tick without allocation
 cfg, st = make(grid_reserve_cpct=3000)
-grid = Grid(cfg)
+grid = Grid(cfg, kernels)
 set_cells(st, 3250)  # pack 52.0 V, above the reserve's OCV (3214 mV)
 st.soc_cpct = 3500
 st.soc_sync_cpct = 3500  # just synchronised: no margin yet
@@ -273,7 +274,7 @@ except ValueError as e:
 # 8. the SOC tick through counting, a full sync and an OCV correction
 #    under heap_lock (the event ring and the capacity estimate included)
 cfg, st = make()
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 temps(st, 250)
 st.soc_cpct = 9000
 run(soc, st, 2)
@@ -299,7 +300,7 @@ out["lock"] = {"error": err, "syncs": events(st, EV_SOC_SYNC)}
 # 9. the voltage floor re-arms only while charging: a cell that relaxes
 #    back above it at rest stays refused; 5 s of charge above it re-arms.
 cfg, st = make(grid_reserve_cpct=3000)
-grid = Grid(cfg)
+grid = Grid(cfg, kernels)
 temps(st, 250)
 st.dt_ms = 100
 st.valid_scans = 1

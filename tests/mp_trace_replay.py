@@ -18,6 +18,7 @@ sys.path.insert(0, sys.argv[1])
 from bms.config import Config  # noqa: E402
 from bms.state import State, EV_SOC_SYNC, SYNC_FULL, SYNC_EMPTY, SYNC_OCV  # noqa: E402
 from bms.soc import Soc  # noqa: E402
+from bms import kernels  # noqa: E402
 from bms import signals as S  # noqa: E402
 
 chem = sys.argv[2]
@@ -31,7 +32,7 @@ cfg = Config(user)
 st = State(cells, 4)
 st.valid_scans = 1
 st.fresh = 1
-soc = Soc(cfg)
+soc = Soc(cfg, kernels)
 sig = st.sig
 R = {"now": 0, "first": -1, "n": 0, "se": 0, "worst": 0}
 syncs = []

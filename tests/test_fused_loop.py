@@ -5,6 +5,7 @@ series, the decimated cell rows, the event, fault, contactor, step and
 grid books, the energies, the fleet's meter). And the loop must refuse a
 firmware that answers wrongly or not at all as the Python one does."""
 import copy
+import os
 import socket
 import threading
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from host_tools import frames, fused, scenario
-from host_tools.link import FirmwareError, FirmwareLink, _recv_timeout
+from host_tools.link import FirmwareError, FirmwareLink
 from host_tools.loop import run_loop
 from host_tools.pack_plant import PackPlant
 from host_tools.record import SERIES, Result
@@ -234,14 +235,14 @@ HELLO = {"cells": 16, "temps": 4, "faults": ["A", "B"], "severity": [1, 2],
          "settings": {"cell_gain_q16": [65536] * 16, "cell_offset_mv": [0] * 16}}
 
 
-def _fake_firmware(conn, answer):
+def _fake_firmware(recv, send, close, answer):
     """Reads sensor frames and answers each with answer(seq) (None: close)."""
     size = frames.sensor_struct(16, 4).size
     try:
         while True:
             got = b""
             while len(got) < size:
-                chunk = conn.recv(size - len(got))
+                chunk = recv(size - len(got))
                 if not chunk:
                     return
                 got += chunk
@@ -250,9 +251,36 @@ def _fake_firmware(conn, answer):
             if out is None:
                 return
             if out:
-                conn.sendall(out)
+                send(out)
     finally:
-        conn.close()
+        close()
+
+
+def _fake_link(transport):
+    """A link to a fake firmware over a socket pair (as the virtual board
+    attaches one) or over two pipes (as FirmwareLink starts the firmware);
+    the answer's deadline 0.5 s. Returns the link, the fake's three ends
+    of the transport and a closer for ours."""
+    if transport == "socket":
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.settimeout(0.5)  # the acceptor's deadline: attach takes it
+        link = FirmwareLink.attach(ours, HELLO)
+        assert link.timeout_ms == 500
+        return link, (theirs.recv, theirs.sendall, theirs.close), ours.close
+    to_fw_r, to_fw_w = os.pipe()
+    from_fw_r, from_fw_w = os.pipe()
+    link = FirmwareLink({})
+    link._fds(from_fw_r, to_fw_w)
+    link._setup(HELLO)
+    link.timeout_ms = 500
+
+    def close_theirs():
+        os.close(to_fw_r)
+        os.close(from_fw_w)
+
+    def close_ours():
+        link._close_fds()
+    return link, (lambda k: os.read(to_fw_r, k), lambda b: os.write(from_fw_w, b), close_theirs), close_ours
 
 
 def _act_frame(seq, magic=frames.ACT_MAGIC):
@@ -268,21 +296,20 @@ def _act_frame(seq, magic=frames.ACT_MAGIC):
     (lambda seq: _act_frame(seq) if seq < 50 else None, "closed the connection"),
     (lambda seq: _act_frame(seq) if seq < 50 else b"", "did not answer"),
 ])
-def test_a_wrong_or_silent_firmware_is_an_error(tmp_path, answer, message):
+@pytest.mark.parametrize("transport", ["pipes", "socket"])
+def test_a_wrong_or_silent_firmware_is_an_error(tmp_path, answer, message, transport):
     sc = scenario.load(SCENARIOS / "bench_1h.toml")
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    th = threading.Thread(target=_fake_firmware, args=(theirs, answer), daemon=True)
+    link, theirs, close_ours = _fake_link(transport)
+    th = threading.Thread(target=_fake_firmware, args=(*theirs, answer), daemon=True)
     th.start()
     try:
-        link = FirmwareLink.attach(ours, HELLO)
-        _recv_timeout(ours, 0.5)
         res = Result(sc, HELLO)
         plant = PackPlant(sc, res)
         with pytest.raises(FirmwareError, match=message):
             run_loop(link, plant, res, fused=True)
         assert len(res.t) == 50  # the ticks before it are in the record, none after
     finally:
-        ours.close()
+        close_ours()
         th.join(timeout=5)
 
 

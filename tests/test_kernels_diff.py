@@ -150,6 +150,54 @@ def test_count_outside(kernel_worker, vals, lo, hi):
 
 
 @st.composite
+def lookup_table(draw):
+    # the config's tables and their ranges (config_schema.TABLE_KEYS): the
+    # OCV both ways (0..10000 cpct, 0..5000 mV 'H'), capacity against
+    # temperature (-400..1000 dC, per mille 'h', falling in places)
+    kind = draw(st.sampled_from(["soc", "mv", "cap"]))
+    n = draw(st.integers(2, 40))
+    lo, hi = {"soc": (0, 5000), "mv": (0, 10000), "cap": (-400, 1000)}[kind]
+    xs = sorted(draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n)))
+    if xs[-1] == xs[0]:
+        xs[-1] = xs[0] + 1
+    ylo, yhi = {"soc": (0, 10000), "mv": (0, 5000), "cap": (1, 1000)}[kind]
+    ys = draw(st.lists(st.integers(ylo, yhi), min_size=n, max_size=n))
+    if kind != "cap":
+        ys = sorted(ys)
+    tx, ty = {"soc": ("H", "h"), "mv": ("h", "H"), "cap": ("h", "h")}[kind]
+    return arr(tx, xs), arr(ty, ys), n
+
+
+@EXAMPLES
+@given(tab=lookup_table(), x=st.integers(-32768, 32767) | st.integers(-400, 10000))
+def test_interp(kernel_worker, tab, x):
+    xs, ys, n = tab
+    same(kernel_worker, "interp", [xs, ys, n, x])
+
+
+@st.composite
+def ocv_table(draw):
+    # an OCV table as the config takes it: rising mV ('H', 0..5000) over
+    # 0..10000 cpct ('h'), from 0 to 10000
+    n = draw(st.integers(2, 30))
+    mv = sorted(draw(st.sets(st.integers(0, 5000), min_size=n, max_size=n)))
+    cpct = sorted(draw(st.sets(st.integers(1, 9999), min_size=n - 2, max_size=n - 2)))
+    return arr("H", mv), arr("h", [0] + cpct + [10000]), n
+
+
+@EXAMPLES
+@given(tab=ocv_table(), volts=st.lists(st.integers(-70000, 70000) | st.integers(2000, 4000), min_size=4, max_size=4),
+       lags=st.lists(st.integers(0, 3000) | st.just(0), min_size=2, max_size=2))
+def test_soc_band(kernel_worker, tab, volts, lags):
+    mv, cpct, n = tab
+    out = same(kernel_worker, "soc_band", [mv, cpct, n, arr("i", volts + lags + [0] * 6)])
+    io = out["args"][3]
+    if volts[0] <= volts[2] and volts[1] <= volts[3]:
+        assert io[10] <= io[11], io  # higher voltages never narrow the band below its low end
+    assert 0 <= io[10] <= 10000 and 0 <= io[11] <= 10000 and out["ret"] == io[11] - io[10]
+
+
+@st.composite
 def fault_table(draw):
     nsig = draw(st.integers(1, 32))
     n = draw(st.integers(0, 40))

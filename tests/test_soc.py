@@ -141,13 +141,16 @@ def test_grid_cancel(out):
 
 
 def test_table_interpolation_bisects_as_the_linear_search_did():
-    """soc_bounds.interp finds its segment by bisection; the answer must be
-    the linear scan's for every x on rising tables, repeated points (a
-    plateau in the OCV's mV) included. Under MicroPython, as on a board."""
+    """The tables' lookup (kernels.interp, viper, and its twin) finds its
+    segment by bisection; the answer must be the linear scan's for every x
+    on rising tables, repeated points (a plateau in the OCV's mV) and
+    falling ys included, on the 16-bit arrays the config builds ('h' and
+    'H'). Under MicroPython, as on a board."""
     from conftest import mp_run
     r = mp_run("""
 import random
-from bms.soc_bounds import interp
+from array import array
+from bms import kernels, kernels_ref
 
 def linear(xs, ys, n, x):
     if x <= xs[0]:
@@ -168,9 +171,18 @@ for trial in range(300):
         xs.append(xs[-1] + random.choice((0, 0, 1, 3, 17, 250)))
     if xs[-1] == xs[0]:
         xs[-1] += 1
-    ys = [random.randint(-10000, 10000) for _ in range(n)]
+    if trial % 3 == 0:
+        ys = [random.randint(0, 5000) for _ in range(n)]  # as the OCV's mV ('H')
+        ya = array("H", ys)
+    else:
+        ys = [random.randint(-10000, 10000) for _ in range(n)]
+        ya = array("h", ys)
+    xa = array("h", xs)
     for x in range(xs[0] - 3, xs[-1] + 4):
-        assert interp(xs, ys, n, x) == linear(xs, ys, n, x), (xs, ys, x)
+        want = linear(xs, ys, n, x)
+        assert kernels_ref.interp(xs, ys, n, x) == want, (xs, ys, x)
+        assert kernels_ref.interp(xa, ya, n, x) == want, (xs, ys, x)
+        assert kernels.interp(xa, ya, n, x) == want, (xs, ys, x, kernels.interp(xa, ya, n, x))
         checked += 1
 print(checked)
 """)

@@ -28,12 +28,12 @@ class App:
         # running pipeline as it was, not half old and half new.
         k = self.kernels
         protect = Protect(cfg, k)
-        grid = Grid(cfg)
+        grid = Grid(cfg, k)
         stages = (
             Measure(cfg, k),
             Diagnose(cfg),
             protect,
-            Soc(cfg),
+            Soc(cfg, k),
             Limits(cfg),
             Balance(cfg, k),
             Thermal(cfg),

@@ -32,7 +32,7 @@ MWH_PER_WH = const(1000)
 
 
 class Grid:
-    def __init__(self, cfg):
+    def __init__(self, cfg, kernels):
         self.reserve = cfg.grid_reserve_cpct
         self.max_w = cfg.grid_max_power_w
         self.max_s = cfg.grid_max_duration_s
@@ -40,7 +40,7 @@ class Grid:
         self.margin_unlearned_pm = cfg.grid_margin_unlearned_pm
         self.margin_sync = cfg.grid_margin_sync_cpct
         self.margin_unsynced = cfg.grid_margin_unsynced_cpct
-        self.bounds = SocBounds(cfg)
+        self.bounds = SocBounds(cfg, kernels)
         self.reserve_mv = self.bounds.mv_at(self.reserve)
         self.vfloor_need = cfg.grid_vfloor_ms
         self.vfloor_rearm = cfg.grid_vfloor_rearm_mv

@@ -455,3 +455,148 @@ def fault_rows(sig, rows, acc, active, gone, changed, io) -> int:
     q[4] = count
     q[5] = warn
     return nchg
+
+
+@micropython.viper
+def interp(xs, ys, n: int, x: int) -> int:
+    # Piecewise-linear y(x) over n >= 2 rising xs (repeats allowed), clamped
+    # at the ends, rounded down: the OCV table both ways and the capacity's
+    # temperature table, 4-6 lookups a tick. xs, ys: 16-bit arrays of
+    # -32768..32767 ('h', or 'H' below 32768). Range: |dx * dy| between
+    # two points < 2**30 (the config's tables: 10000 cpct x 5000 mV).
+    px = ptr16(xs)
+    py = ptr16(ys)
+    a = int(px[0])
+    if a > 32767:
+        a -= 65536
+    if x <= a:
+        y = int(py[0])
+        return y - 65536 if y > 32767 else y
+    b = int(px[n - 1])
+    if b > 32767:
+        b -= 65536
+    if x >= b:
+        y = int(py[n - 1])
+        return y - 65536 if y > 32767 else y
+    # bisection for the last j with xs[j] < x (xs[0] < x < xs[n - 1])
+    j = 0
+    hi = n - 1
+    while hi - j > 1:
+        mid = (j + hi) >> 1
+        v = int(px[mid])
+        if v > 32767:
+            v -= 65536
+        if v < x:
+            j = mid
+        else:
+            hi = mid
+    x0 = int(px[j])
+    x1 = int(px[j + 1])
+    y0 = int(py[j])
+    y1 = int(py[j + 1])
+    if x0 > 32767:
+        x0 -= 65536
+    if x1 > 32767:
+        x1 -= 65536
+    if y0 > 32767:
+        y0 -= 65536
+    if y1 > 32767:
+        y1 -= 65536
+    d = x1 - x0
+    if y1 >= y0:
+        return y0 + (x - x0) * (y1 - y0) // d
+    # falling: floor of a negative quotient, from non-negative operands
+    return y0 - ((x - x0) * (y0 - y1) + d - 1) // d
+
+
+@micropython.viper
+def soc_band(xs, ys, n: int, io) -> int:
+    # The band of pack SOC the cells allow (soc_bounds.SocBounds.band): the
+    # OCV table xs (mV) -> ys (0.01 %) looked up as interp() does at four
+    # voltages, each moved by a lag and clamped to 0..10000, then the
+    # pack's SOC from its lowest and highest cell's, lo * 10000 // (lo +
+    # 10000 - hi) (10000 if that is <= 0 and hi >= 10000, else 0), for
+    # each end. One call for what took ten.
+    # io ('i'): in [0] lowest cell's voltage for the low end, [1] highest
+    # cell's for the low end, [2] lowest's for the high end, [3] highest's
+    # for the high end (mV, signed: read as two 16-bit halves), [4] lag
+    # taken off the low end's, [5] lag added to the high end's (0.01 %,
+    # >= 0); out [6..9] the four clamped cell SOCs, [10] band low, [11]
+    # band high. Returns the band's width. Range as interp().
+    s16 = ptr16(io)
+    q = ptr32(io)
+    px = ptr16(xs)
+    py = ptr16(ys)
+    a = int(px[0])
+    if a > 32767:
+        a -= 65536
+    b = int(px[n - 1])
+    if b > 32767:
+        b -= 65536
+    k = 0
+    while k < 4:
+        hi16 = int(s16[2 * k + 1])
+        if hi16 > 32767:
+            hi16 -= 65536
+        x = (hi16 << 16) | int(s16[2 * k])
+        if x <= a:
+            j = 0
+            x = a
+        elif x >= b:
+            j = n - 2
+            x = b
+        else:
+            j = 0
+            hi = n - 1
+            while hi - j > 1:
+                mid = (j + hi) >> 1
+                v = int(px[mid])
+                if v > 32767:
+                    v -= 65536
+                if v < x:
+                    j = mid
+                else:
+                    hi = mid
+        x0 = int(px[j])
+        x1 = int(px[j + 1])
+        y0 = int(py[j])
+        y1 = int(py[j + 1])
+        if x0 > 32767:
+            x0 -= 65536
+        if x1 > 32767:
+            x1 -= 65536
+        if y0 > 32767:
+            y0 -= 65536
+        if y1 > 32767:
+            y1 -= 65536
+        d = x1 - x0
+        if x == b:
+            y = y1
+        elif x == a:
+            y = y0
+        elif y1 >= y0:
+            y = y0 + (x - x0) * (y1 - y0) // d
+        else:
+            y = y0 - ((x - x0) * (y0 - y1) + d - 1) // d
+        if k < 2:
+            y -= int(q[4])
+        else:
+            y += int(q[5])
+        if y < 0:
+            y = 0
+        elif y > 10000:
+            y = 10000
+        q[6 + k] = y
+        k += 1
+    k = 0
+    while k < 2:
+        lo = int(q[6 + 2 * k])
+        hi = int(q[7 + 2 * k])
+        d = lo + 10000 - hi
+        if d <= 0:
+            r = 10000 if hi >= 10000 else 0
+        else:
+            r = lo * 10000 // d
+        q[10 + k] = r
+        k += 1
+    return int(q[11]) - int(q[10])

@@ -222,3 +222,37 @@ def fault_rows(sig, rows, acc, active, gone, changed, io):
     io[4] = count
     io[5] = warn
     return nchg
+
+
+def interp(xs, ys, n, x):
+    """Piecewise-linear y(x) over rising xs, clamped at the ends."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[n - 1]:
+        return ys[n - 1]
+    # bisection for the last j with xs[j] < x (xs[0] < x < xs[n - 1] here)
+    j = 0
+    hi = n - 1
+    while hi - j > 1:
+        mid = (j + hi) >> 1
+        if xs[mid] < x:
+            j = mid
+        else:
+            hi = mid
+    x0 = xs[j]
+    y0 = ys[j]
+    return y0 + (x - x0) * (ys[j + 1] - y0) // (xs[j + 1] - x0)
+
+
+def soc_band(xs, ys, n, io):
+    """The band of pack SOC the cells allow: see kernels.soc_band."""
+    for k in range(4):
+        y = interp(xs, ys, n, io[k])
+        y = y - io[4] if k < 2 else y + io[5]
+        io[6 + k] = 0 if y < 0 else (10000 if y > 10000 else y)
+    for k in range(2):
+        lo = io[6 + 2 * k]
+        hi = io[7 + 2 * k]
+        d = lo + 10000 - hi
+        io[10 + k] = (10000 if hi >= 10000 else 0) if d <= 0 else lo * 10000 // d
+    return io[11] - io[10]

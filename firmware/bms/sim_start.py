@@ -18,7 +18,7 @@ def _args(argv):
             opts[a[2:]] = argv[i + 1]
             i += 2
         else:
-            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT|fd:N [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]"
+            raise SystemExit("usage: main.py --config FILE --sim HOST:PORT|fd:N|fd:R,W [--kernels viper|ref] [--reset-cause power|wdt] [--state-dir DIR]"
                              " [--afe bq76952|ltc6811|ltc6813|direct_adc --board FILE --chips DIR] [--can PROFILE --can-out FILE --chips DIR]; got " + repr(a))
     return opts
 

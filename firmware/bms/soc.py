@@ -28,7 +28,7 @@ from array import array
 from micropython import const
 from bms import signals as S
 from bms import faults as F
-from bms.soc_bounds import SocBounds, interp
+from bms.soc_bounds import SocBounds
 from bms.state import (EV_SOC_SYNC, EV_CAPACITY, EV_SOC_DISTRUST, SYNC_FULL, SYNC_EMPTY, SYNC_OCV, SYNC_BOOT_OCV,
                        SYNC_CELLS)
 
@@ -56,7 +56,7 @@ def of_cpct(c, cpct):
 
 
 class Soc:
-    def __init__(self, cfg):
+    def __init__(self, cfg, kernels):
         cap = cfg.capacity_mah
         self.rated = cap
         self.eff = cfg.soc_charge_eff_pm
@@ -76,7 +76,8 @@ class Soc:
         self.ct_x = cfg.cap_temp_dc
         self.ct_y = cfg.cap_temp_pm
         self.ct_n = len(cfg.cap_temp_dc)
-        self.bounds = SocBounds(cfg)
+        self.bounds = SocBounds(cfg, kernels)
+        self.interp = kernels.interp
         # a restored SOC further than this outside the cells' band is not trusted
         self.trust_cpct = cfg.fault_trip[IMPLAUSIBLE]
         self.moved = 0  # the count was moved into the band since SOC_IMPLAUSIBLE tripped
@@ -114,7 +115,7 @@ class Soc:
 
     def unusable_cpct(self, temp_dc):
         """Share of the capacity the cold leaves unusable, 0.01 %."""
-        return 10000 - 10 * interp(self.ct_x, self.ct_y, self.ct_n, temp_dc)
+        return 10000 - 10 * self.interp(self.ct_x, self.ct_y, self.ct_n, temp_dc)
 
     # -- synchronisation -----------------------------------------------------
     def _sync(self, st, soc, kind, now_ms):

@@ -26,37 +26,13 @@
 #
 # On LFP's plateau the band is wide (a few mV span tens of %): it catches a
 # count that is far off only once a cell reaches a knee. See the README.
+from array import array
 from micropython import const
 from bms import signals as S
 
 OCV_MIN_DC = const(100)  # under load, judged from 10 degC up only: the
 #                          cold's resistance and polarisation are not modelled
 FULL = const(10000)
-
-
-def interp(xs, ys, n, x):
-    """Piecewise-linear y(x) over rising xs, clamped at the ends."""
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[n - 1]:
-        return ys[n - 1]
-    # bisection for the last j with xs[j] < x (xs[0] < x < xs[n - 1]
-    # here): ~5 steps on a 22-point OCV table, not up to 20, 4-6 calls a tick
-    j = 0
-    hi = n - 1
-    while hi - j > 1:
-        mid = (j + hi) >> 1
-        if xs[mid] < x:
-            j = mid
-        else:
-            hi = mid
-    x0 = xs[j]
-    y0 = ys[j]
-    return y0 + (x - x0) * (ys[j + 1] - y0) // (xs[j + 1] - x0)
-
-
-def clamp(cpct):
-    return 0 if cpct < 0 else (FULL if cpct > FULL else cpct)
 
 
 def pack_cpct(lo, hi):
@@ -68,7 +44,10 @@ def pack_cpct(lo, hi):
 
 
 class SocBounds:
-    def __init__(self, cfg):
+    def __init__(self, cfg, kernels):
+        self.interp = kernels.interp  # the tables' lookup (kernels.py)
+        self.band_k = kernels.soc_band
+        self.io = array("i", [0] * 12)  # soc_band's inputs and outputs
         self.ocv_x = cfg.ocv_cpct
         self.ocv_y = cfg.ocv_mv
         self.ocv_n = len(cfg.ocv_cpct)
@@ -83,10 +62,10 @@ class SocBounds:
         self.hi = FULL
 
     def soc_at(self, mv):
-        return interp(self.ocv_y, self.ocv_x, self.ocv_n, mv)
+        return self.interp(self.ocv_y, self.ocv_x, self.ocv_n, mv)
 
     def mv_at(self, cpct):
-        return interp(self.ocv_x, self.ocv_y, self.ocv_n, cpct)
+        return self.interp(self.ocv_x, self.ocv_y, self.ocv_n, cpct)
 
     def temp_mv(self, sig):
         """The OCV's largest shift from its 25 degC table at the pack's
@@ -96,11 +75,6 @@ class SocBounds:
         e = 250 - sig[S.TEMP_MIN_DC]
         d = e if e > d else d
         return d * self.temp_uv // 10000
-
-    def allowance_mv(self, sig):
-        """How far a cell's OCV may sit from the table without load:
-        hysteresis, front-end accuracy, temperature shift."""
-        return self.base_mv + self.temp_mv(sig)
 
     def floor_mv(self, reserve_mv, sig):
         """The lowest cell (IR-corrected) may not go below this while
@@ -127,7 +101,9 @@ class SocBounds:
         """Sets self.lo, self.hi: the pack SOC the cells allow now."""
         cur = sig[S.CURRENT_MA]
         rest = self.rest_ma
-        a = self.allowance_mv(sig)
+        # how far a cell's OCV may sit from the table without load:
+        # hysteresis, front-end accuracy, temperature shift
+        a = self.base_mv + self.temp_mv(sig)
         p = 0 if rested else self.polar_mv
         if cur < -rest or cur > rest:
             if sig[S.TEMP_MIN_DC] < OCV_MIN_DC:
@@ -151,10 +127,18 @@ class SocBounds:
         # the side that needs a model of the overpotential (below while
         # charging, above while discharging), never narrows the other.
         lag = sig[S.SOC_LAG_CPCT]
-        lo_lag = lag if lag > 0 else 0
-        hi_lag = -lag if lag < 0 else 0
-        self.lo = pack_cpct(clamp(self.soc_at(vmin - dn) - lo_lag), clamp(self.soc_at(vmax - dn) - lo_lag))
-        self.hi = pack_cpct(clamp(self.soc_at(vmin + up) + hi_lag), clamp(self.soc_at(vmax + up) + hi_lag))
+        # the four lookups, clamps and the pack's SOC at both ends in one
+        # kernel call (kernels.soc_band): this runs every scan
+        io = self.io
+        io[0] = vmin - dn
+        io[1] = vmax - dn
+        io[2] = vmin + up
+        io[3] = vmax + up
+        io[4] = lag if lag > 0 else 0
+        io[5] = -lag if lag < 0 else 0
+        self.band_k(self.ocv_y, self.ocv_x, self.ocv_n, io)
+        self.lo = io[10]
+        self.hi = io[11]
 
     def point(self, sig):
         """A best guess from the cells alone, inside the band."""
