@@ -46,7 +46,7 @@ except ValueError:
 import bms.app as A  # noqa: E402
 
 
-def _no_memory(cfg):
+def _no_memory(cfg, kernels):
     raise MemoryError("memory allocation failed")
 
 
