@@ -149,6 +149,17 @@ def test_count_outside(kernel_worker, vals, lo, hi):
     same(kernel_worker, "count_outside", [arr("H", vals), len(vals), lo, hi])
 
 
+@EXAMPLES
+@given(data=st.data())
+def test_therm_minmax(kernel_worker, data):
+    raw = data.draw(cell_volts())
+    n = len(raw)
+    temps = data.draw(st.lists(st.integers(-32768, 32767) | st.integers(-400, 1250), min_size=n, max_size=n))
+    short = data.draw(st.integers(0, 65535) | st.sampled_from([0, 20]))
+    opn = data.draw(st.integers(0, 65535) | st.sampled_from([4075, 65535]))
+    same(kernel_worker, "therm_minmax", [arr("H", raw), arr("h", temps), n, arr("i", [short, opn, 0, 0])])
+
+
 @st.composite
 def lookup_table(draw):
     # the config's tables and their ranges (config_schema.TABLE_KEYS): the
@@ -195,6 +206,18 @@ def test_soc_band(kernel_worker, tab, volts, lags):
     if volts[0] <= volts[2] and volts[1] <= volts[3]:
         assert io[10] <= io[11], io  # higher voltages never narrow the band below its low end
     assert 0 <= io[10] <= 10000 and 0 <= io[11] <= 10000 and out["ret"] == io[11] - io[10]
+
+
+@EXAMPLES
+@given(k=st.lists(st.integers(0, 5000) | st.sampled_from([0, 5000]), min_size=2, max_size=2),
+       tau=st.lists(st.integers(1, 3600000) | st.sampled_from([1, 10000, 300000]), min_size=2, max_size=2),
+       u=st.lists(st.integers(-500000, 500000), min_size=2, max_size=2),
+       rem=st.lists(st.integers(0, 3600999), min_size=2, max_size=2),
+       c_pm=st.integers(-10000, 10000) | st.sampled_from([0, -10000, 10000]),
+       dt=st.integers(0, 10000) | st.sampled_from([0, 10, 100, 1000, 1001]))
+def test_soc_lags(kernel_worker, k, tau, u, rem, c_pm, dt):
+    rem = [r % (t + 1000) for r, t in zip(rem, tau)]  # a remainder of its own division
+    same(kernel_worker, "soc_lags", [arr("i", k), arr("i", tau), arr("i", u), arr("i", rem), c_pm, dt])
 
 
 @st.composite

@@ -162,6 +162,41 @@ def ntc_interp(raw, n: int, tab_raw, tab_t, m: int, out):
 
 
 @micropython.viper
+def therm_minmax(raw, t, n: int, io) -> int:
+    # The lowest and highest of n temperatures t ('h', 0.1 degC) whose
+    # thermistors read inside their valid range, raw ('H') strictly
+    # between io[0] (at or below: shorted) and io[1] (at or above: open):
+    # an open or shorted one reads as an extreme and stays out. io ('i'):
+    # in [0], [1] (raw counts, >= 0); out [2] lowest, [3] highest (32767
+    # and -32768 when none is valid). Returns how many were left out.
+    pr = ptr16(raw)
+    pt = ptr16(t)
+    q = ptr32(io)
+    short = int(q[0])
+    open_ = int(q[1])
+    lo = 32767
+    hi = -32768
+    bad = 0
+    i = 0
+    while i < n:
+        r = int(pr[i])
+        if r <= short or r >= open_:
+            bad += 1
+        else:
+            v = int(pt[i])
+            if v > 32767:
+                v -= 65536
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+        i += 1
+    q[2] = lo
+    q[3] = hi
+    return bad
+
+
+@micropython.viper
 def unpack_u16(buf, off: int, out, n: int):
     # n little-endian uint16 from buf[off:] into the 'H' array out.
     b = ptr8(buf)
@@ -600,3 +635,53 @@ def soc_band(xs, ys, n: int, io) -> int:
         q[10 + k] = r
         k += 1
     return int(q[11]) - int(q[10])
+
+
+@micropython.viper
+def soc_lags(k, tau, u, rem, c_pm: int, dt: int) -> int:
+    # The surface SOC's two first-order lags of the C-rate (soc.Soc._lag)
+    # advanced by dt ms: backward Euler in steps of at most 1 s, with the
+    # division's remainder kept, so a 10 ms tick and a 5 min time
+    # constant still converge exactly. k, tau ('i', >= 0): each lag's
+    # gain (0.01 % per C, <= 5000) and time constant (ms, 1..3600000);
+    # u, rem ('i', signed: read as two 16-bit halves): each lag's value
+    # (0.0001 %, kept to +-500000) and remainder. c_pm: the C-rate per
+    # mille, |c_pm| <= 10000. Returns u[0] + u[1]. Range: (target - u) x
+    # 1000 + rem < 2**30.
+    pk = ptr32(k)
+    pt = ptr32(tau)
+    pu = ptr32(u)
+    pr = ptr32(rem)
+    hu = ptr16(u)
+    hr = ptr16(rem)
+    tot = 0
+    j = 0
+    while j < 2:
+        t = c_pm * int(pk[j]) // 10
+        if t > 500000:
+            t = 500000
+        elif t < -500000:
+            t = -500000
+        h = int(hu[2 * j + 1])
+        if h > 32767:
+            h -= 65536
+        uj = (h << 16) | int(hu[2 * j])
+        h = int(hr[2 * j + 1])
+        if h > 32767:
+            h -= 65536
+        rj = (h << 16) | int(hr[2 * j])
+        d0 = int(pt[j])
+        left = dt
+        while left > 0:
+            s = left if left < 1000 else 1000
+            left -= s
+            d = d0 + s
+            num = (t - uj) * s + rj
+            step = num // d
+            rj = num - step * d
+            uj += step
+        pu[j] = uj
+        pr[j] = rj
+        tot += uj
+        j += 1
+    return tot

@@ -77,6 +77,21 @@ def ntc_interp(raw, n, tab_raw, tab_t, m, out):
                 out[i] = t0 - ((x - r0) * (t0 - t1)) // (r1 - r0)
 
 
+def therm_minmax(raw, t, n, io):
+    lo = 32767
+    hi = -32768
+    bad = 0
+    for i in range(n):
+        if raw[i] <= io[0] or raw[i] >= io[1]:
+            bad += 1
+            continue
+        lo = min(lo, t[i])
+        hi = max(hi, t[i])
+    io[2] = lo
+    io[3] = hi
+    return bad
+
+
 def unpack_u16(buf, off, out, n):
     for i in range(n):
         out[i] = buf[off + 2 * i] | (buf[off + 2 * i + 1] << 8)
@@ -256,3 +271,21 @@ def soc_band(xs, ys, n, io):
         d = lo + 10000 - hi
         io[10 + k] = (10000 if hi >= 10000 else 0) if d <= 0 else lo * 10000 // d
     return io[11] - io[10]
+
+
+def soc_lags(k, tau, u, rem, c_pm, dt):
+    tot = 0
+    for j in range(2):
+        # target in 0.0001 %: c_pm / 1000 * k (0.01 %) * 100
+        t = max(-500000, min(500000, c_pm * k[j] // 10))
+        left = dt
+        while left > 0:
+            s = min(left, 1000)
+            left -= s
+            d = tau[j] + s
+            num = (t - u[j]) * s + rem[j]
+            step = num // d
+            rem[j] = num - step * d
+            u[j] += step
+        tot += u[j]
+    return tot

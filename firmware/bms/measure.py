@@ -32,8 +32,8 @@ class Measure:
         self.pack_gain = cfg.pack_gain_q8
         self.bus_gain = cfg.bus_gain_q8
         self.cell_lo, self.cell_hi = cfg.cell_valid_mv
-        self.t_short = cfg.therm_short_raw
-        self.t_open = cfg.therm_open_raw
+        # therm_minmax's settings and results: the valid raw range
+        self.tio = array("i", [cfg.therm_short_raw, cfg.therm_open_raw, 0, 0])
         self.cool_implausible = cfg.coolant_implausible_dc
         # the flow window is a time (flow_window_ms), held as that many
         # scans at the configured tick (config.py checks the count)
@@ -97,33 +97,14 @@ class Measure:
         k.ntc_interp(st.raw_temps, st.n_temps, self.ntc_raw, self.ntc_dc, self.ntc_n, st.temp_dc)
         # Open or shorted thermistors read as extreme temperatures: count
         # them and keep them out of the min/max (THERMISTOR reports them).
-        t = st.temp_dc
-        raw = st.raw_temps
-        lo = 32767
-        hi = -32768
-        bad = 0
-        t_short = self.t_short
-        t_open = self.t_open
-        for i in range(st.n_temps):
-            r = raw[i]
-            if r <= t_short or r >= t_open:
-                bad += 1
-                continue
-            v = t[i]
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
+        tio = self.tio
+        bad = k.therm_minmax(st.raw_temps, st.temp_dc, st.n_temps, tio)
         if bad < st.n_temps:
-            sig[S.TEMP_MAX_DC] = hi
-            sig[S.TEMP_MIN_DC] = lo
+            sig[S.TEMP_MAX_DC] = tio[3]
+            sig[S.TEMP_MIN_DC] = tio[2]
         sig[S.BAD_THERM] = bad
         k.ntc_interp(st.raw_cool, 2, self.ntc_raw, self.ntc_dc, self.ntc_n, st.cool_dc)
-        bad = 0
-        for i in range(2):
-            r = st.raw_cool[i]
-            if r <= t_short or r >= t_open:
-                bad += 1
+        bad = k.therm_minmax(st.raw_cool, st.cool_dc, 2, tio)
         if bad == 0:
             cin = st.cool_dc[0]
             cout = st.cool_dc[1]

@@ -78,6 +78,7 @@ class Soc:
         self.ct_n = len(cfg.cap_temp_dc)
         self.bounds = SocBounds(cfg, kernels)
         self.interp = kernels.interp
+        self.lags_k = kernels.soc_lags
         # a restored SOC further than this outside the cells' band is not trusted
         self.trust_cpct = cfg.fault_trip[IMPLAUSIBLE]
         self.moved = 0  # the count was moved into the band since SOC_IMPLAUSIBLE tripped
@@ -288,37 +289,15 @@ class Soc:
                 st.energy_out_wh = (st.energy_out_wh + wh) & 0x3FFFFFFF
 
     def _lag(self, cur, cap, dt):
-        """Advances the two lags by dt; returns their sum (0.01 %, + while
-        charging: the surface is fuller than the bulk). Backward Euler
-        with the remainder kept, so a 10 ms tick and a 5 min time
-        constant still converge exactly."""
+        """Advances the two lags by dt (kernels.soc_lags); returns their
+        sum (0.01 %, + while charging: the surface is fuller than the
+        bulk)."""
         c = cur if cur < 1000000 else 1000000  # +-1 kA keeps cur * 1000 in 31 bits
         c = c if c > -1000000 else -1000000
         c_pm = c * 1000 // cap  # C-rate per mille
         c_pm = c_pm if c_pm < 10000 else 10000
         c_pm = c_pm if c_pm > -10000 else -10000
-        k = self.lag_k
-        tau = self.lag_tau
-        u = self.lag_u
-        rem = self.lag_rem
-        tot = 0
-        for j in range(2):
-            # target in 0.0001 %: c_pm / 1000 * k (0.01 %) * 100, kept to
-            # +-50 % so diff * s + rem stays inside 31 bits for s <= 1 s
-            t = c_pm * k[j] // 10
-            t = t if t < 500000 else 500000
-            t = t if t > -500000 else -500000
-            left = dt
-            while left > 0:
-                s = left if left < 1000 else 1000
-                left -= s
-                d = tau[j] + s
-                num = (t - u[j]) * s + rem[j]
-                step = num // d
-                rem[j] = num - step * d
-                u[j] += step
-            tot += u[j]
-        return tot // 100
+        return self.lags_k(self.lag_k, self.lag_tau, self.lag_u, self.lag_rem, c_pm, dt) // 100
 
     def _full_empty(self, st, sig, cur, dt, now_ms):
         # end of charge: at the top, tapered, not discharging
