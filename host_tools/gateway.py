@@ -542,19 +542,26 @@ class PackConsole:
 @dataclass
 class Meter:
     """The energy the pack exported, from the firmware's per-event count in
-    telemetry (grid_mwh: zeroed when an event starts), summed over events."""
+    telemetry (grid_mwh: zeroed when an event starts), summed over events,
+    and the firmware's clock of the line it came in (t, ms, wraps at
+    2**30): power is energy over the firmware's time between two lines, so
+    a line that reaches the host late (a loaded host, a slow serial link)
+    moves a report's window, never shortens it."""
     mwh: int = 0
     last: int | None = None
+    t_ms: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def feed(self, tl: dict):
         v = tl.get("grid_mwh")
-        if not isinstance(v, int):
+        t = tl.get("t")
+        if not isinstance(v, int) or not isinstance(t, int):
             return
         with self.lock:
             if self.last is not None:
                 self.mwh += v - self.last if v >= self.last else v  # a new event starts from 0
             self.last = v
+            self.t_ms = t
 
 
 class Gateway:
@@ -572,7 +579,7 @@ class Gateway:
         self.tasks: dict[str, asyncio.Task] = {}
         self.active: str | None = None  # the event whose grid command runs on the pack
         self.reports: list[tuple[str, float]] = []
-        self._last_report = (time.monotonic(), 0)
+        self._last_report = (None, 0)  # (firmware ms, mWh) at the last report
         self._started = 0.0
         self.client = OpenADRClient(ven_name=s.ven_name, vtn_url=s.vtn, ven_id=s.ven_id,
                                     vtn_fingerprint=s.vtn_fingerprint, show_fingerprint=False)
@@ -756,15 +763,16 @@ class Gateway:
 
     # -- reports ----------------------------------------------------------
     def _delivered_w(self):
-        now = time.monotonic()
         with self.meter.lock:
-            mwh = self.meter.mwh
+            mwh, t_ms = self.meter.mwh, self.meter.t_ms
         t0, m0 = self._last_report
-        self._last_report = (now, mwh)
-        w = round((mwh - m0) * 3.6 / (now - t0), 1) if now > t0 else 0.0
+        self._last_report = (t_ms, mwh)
+        dt_ms = (t_ms - t0) % (1 << 30) if t_ms is not None and t0 is not None else 0
+        w = round((mwh - m0) * 3600 / dt_ms, 1) if dt_ms else 0.0  # mWh x 3.6 J / (ms / 1000)
         self.reports.append(("delivered_w", w))
         if w:
-            self.note("report", f"delivered {w:.0f} W (mean over {now - t0:.1f} s, the firmware's export count)")
+            self.note("report", f"delivered {w:.0f} W (mean over {dt_ms / 1000:.1f} s of the firmware's clock, "
+                                f"its export count)")
         return w
 
     def _pack_w(self):

@@ -404,3 +404,30 @@ def test_the_policy_opts_in_with_what_the_pack_can_give():
     assert all(o == "optOut" for o, _ in out)
     assert [w.split(":")[0].split(" ")[0] for _, w in out] == [
         "pack", "pack", "contactors", "active", "SOC", "discharge", "an", "the"], out
+
+
+def test_delivered_power_is_energy_over_the_firmware_clock():
+    """delivered_w: the export the firmware counted between the telemetry
+    lines two reports saw, over the firmware's time between those lines,
+    so a line that reaches the host late or a report that runs late does
+    not change it (the clock wraps at 2**30 ms)."""
+    class Stub:
+        reports = []
+
+        def note(self, *a):
+            pass
+    gw = Stub()
+    gw.meter = G.Meter()
+    gw._last_report = (None, 0)
+    report = partial(G.Gateway._delivered_w, gw)
+    t = (1 << 30) - 4000  # crosses the wrap on the way
+    gw.meter.feed({"t": t, "grid_mwh": 0})
+    assert report() == 0.0  # no window yet
+    for k in range(1, 11):  # 3000 W for 10 s in 1 s lines: 3000 x 1 / 3.6 mWh each
+        gw.meter.feed({"t": (t + 1000 * k) % (1 << 30), "grid_mwh": round(3000 * k / 3.6)})
+        if k == 7:
+            time.sleep(0.3)  # the host stalls: lines 8..10 come late, the report later still
+    assert report() == pytest.approx(3000, abs=0.5)
+    gw.meter.feed({"t": "x", "grid_mwh": 99999})  # a malformed line changes nothing
+    gw.meter.feed({"t": (t + 11000) % (1 << 30), "grid_mwh": 10})  # a new event's count from 0
+    assert report() == pytest.approx(36.0, abs=0.1)  # 10 mWh in 1 s
