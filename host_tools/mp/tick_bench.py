@@ -247,6 +247,13 @@ def mode_kernels():
     fact = bytearray(len(prot.changed))
     fgone = bytearray(len(prot.changed))
     fio = array("i", [len(prot.changed), 100, 1, 0, 0, 0])
+    # the SOC stage's tables (the LFP preset's OCV) and lags: per pack, not per cell
+    cfg16 = Config({"cells": 16, "temps": 4, "capacity_mah": 100000, "chemistry": "LFP"})
+    ocv_mv, ocv_cpct, ocv_n = cfg16.ocv_mv, cfg16.ocv_cpct, len(cfg16.ocv_mv)
+    band_io = array("i", [3280, 3300, 3320, 3340, 0, 50] + [0] * 6)
+    lag_k, lag_tau = array("i", [300, 800]), array("i", [10000, 300000])
+    lag_u, lag_rem = array("i", [0, 0]), array("i", [0, 0])
+    tio = array("i", [20, 4075, 0, 0])
     cases = (
         ("fault_rows (31 rows)", lambda k: k.fault_rows(fsig, prot.rows, facc, fact, fgone, prot.changed, fio)),
         ("scale_cells", lambda k: k.scale_cells(raw, gain, off, out, n)),
@@ -258,6 +265,10 @@ def mode_kernels():
         ("debounce", lambda k: k.debounce(mv, n, dp, acc, flags)),
         ("crc8_smbus", lambda k: k.crc8_smbus(buf, 0, 2 * n)),
         ("pec15", lambda k: k.pec15(buf, 0, 2 * n)),
+        ("therm_minmax", lambda k: k.therm_minmax(traw, tout, n, tio)),
+        ("interp (OCV)", lambda k: k.interp(ocv_mv, ocv_cpct, ocv_n, 3301)),
+        ("soc_band (OCV)", lambda k: k.soc_band(ocv_mv, ocv_cpct, ocv_n, band_io)),
+        ("soc_lags", lambda k: k.soc_lags(lag_k, lag_tau, lag_u, lag_rem, -500, 100)),
     )
     result = {}
     for name, fn in cases:
