@@ -557,7 +557,10 @@ def soc_band(xs, ys, n: int, io) -> int:
     # for the high end (mV, signed: read as two 16-bit halves), [4] lag
     # taken off the low end's, [5] lag added to the high end's (0.01 %,
     # >= 0); out [6..9] the four clamped cell SOCs, [10] band low, [11]
-    # band high. Returns the band's width. Range as interp().
+    # band high. Returns the band's width. Range as interp(), whose
+    # lookup this repeats inline: a call from viper to viper is a
+    # Python-level call (~2,000 instructions on the unix port), what the
+    # kernel is there to save.
     s16 = ptr16(io)
     q = ptr32(io)
     px = ptr16(xs)
