@@ -111,7 +111,6 @@ class FirmwareLink:
         # socket pair's and ~45 % of TCP loopback's (bench.py transport
         # figures). The firmware's ends are closed here once it has them,
         # so a dead firmware reads as EOF and writes as a broken pipe.
-        self.conn = None
         to_fw_r, to_fw_w = os.pipe()
         from_fw_r, from_fw_w = os.pipe()
         self._fds(from_fw_r, to_fw_w)
@@ -197,12 +196,9 @@ class FirmwareLink:
 
     def _write(self, data) -> None:
         try:
-            if os.write(self.wfd, data) == len(data):
-                return
-            view = memoryview(data)
-            off = 0
-            while off < len(data):
-                off += os.write(self.wfd, view[off:])
+            off = os.write(self.wfd, data)
+            while off < len(data):  # rare: a pipe takes a frame whole
+                off += os.write(self.wfd, memoryview(data)[off:])
         except (BrokenPipeError, ConnectionResetError):
             raise FirmwareError("firmware closed the connection: " + self._read_log()) from None
 

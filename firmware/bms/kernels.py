@@ -545,32 +545,28 @@ def interp(xs, ys, n: int, x: int) -> int:
 
 
 @micropython.viper
-def soc_band(xs, ys, n: int, io) -> int:
+def soc_band(xs, ys, n: int, io):
     # The band of pack SOC the cells allow (soc_bounds.SocBounds.band): the
-    # OCV table xs (mV) -> ys (0.01 %) looked up as interp() does at four
-    # voltages, each moved by a lag and clamped to 0..10000, then the
-    # pack's SOC from its lowest and highest cell's, lo * 10000 // (lo +
-    # 10000 - hi) (10000 if that is <= 0 and hi >= 10000, else 0), for
+    # OCV table xs (mV, 'H') -> ys (0.01 %, 'h'), both 0..32767 (the
+    # config's OCV: 0..5000 mV, 0..10000 cpct), looked up as interp() does
+    # at four voltages, each moved by a lag and clamped to 0..10000, then
+    # the pack's SOC from its lowest and highest cell's, lo * 10000 // (lo
+    # + 10000 - hi) (10000 if that is <= 0 and hi >= 10000, else 0), for
     # each end. One call for what took ten.
     # io ('i'): in [0] lowest cell's voltage for the low end, [1] highest
     # cell's for the low end, [2] lowest's for the high end, [3] highest's
     # for the high end (mV, signed: read as two 16-bit halves), [4] lag
     # taken off the low end's, [5] lag added to the high end's (0.01 %,
     # >= 0); out [6..9] the four clamped cell SOCs, [10] band low, [11]
-    # band high. Returns the band's width. Range as interp(), whose
-    # lookup this repeats inline: a call from viper to viper is a
-    # Python-level call (~2,000 instructions on the unix port), what the
-    # kernel is there to save.
+    # band high. interp()'s lookup is repeated here, not called: a call
+    # from viper to viper is a Python-level call (~2,000 instructions on
+    # the unix port), what the kernel is there to save.
     s16 = ptr16(io)
     q = ptr32(io)
     px = ptr16(xs)
     py = ptr16(ys)
     a = int(px[0])
-    if a > 32767:
-        a -= 65536
     b = int(px[n - 1])
-    if b > 32767:
-        b -= 65536
     k = 0
     while k < 4:
         hi16 = int(s16[2 * k + 1])
@@ -578,44 +574,27 @@ def soc_band(xs, ys, n: int, io) -> int:
             hi16 -= 65536
         x = (hi16 << 16) | int(s16[2 * k])
         if x <= a:
-            j = 0
-            x = a
+            y = int(py[0])
         elif x >= b:
-            j = n - 2
-            x = b
+            y = int(py[n - 1])
         else:
+            # bisection for the last j with xs[j] < x
             j = 0
             hi = n - 1
             while hi - j > 1:
                 mid = (j + hi) >> 1
-                v = int(px[mid])
-                if v > 32767:
-                    v -= 65536
-                if v < x:
+                if int(px[mid]) < x:
                     j = mid
                 else:
                     hi = mid
-        x0 = int(px[j])
-        x1 = int(px[j + 1])
-        y0 = int(py[j])
-        y1 = int(py[j + 1])
-        if x0 > 32767:
-            x0 -= 65536
-        if x1 > 32767:
-            x1 -= 65536
-        if y0 > 32767:
-            y0 -= 65536
-        if y1 > 32767:
-            y1 -= 65536
-        d = x1 - x0
-        if x == b:
-            y = y1
-        elif x == a:
-            y = y0
-        elif y1 >= y0:
-            y = y0 + (x - x0) * (y1 - y0) // d
-        else:
-            y = y0 - ((x - x0) * (y0 - y1) + d - 1) // d
+            x0 = int(px[j])
+            y0 = int(py[j])
+            y1 = int(py[j + 1])
+            d = int(px[j + 1]) - x0
+            if y1 >= y0:
+                y = y0 + (x - x0) * (y1 - y0) // d
+            else:
+                y = y0 - ((x - x0) * (y0 - y1) + d - 1) // d
         if k < 2:
             y -= int(q[4])
         else:
@@ -637,7 +616,6 @@ def soc_band(xs, ys, n: int, io) -> int:
             r = lo * 10000 // d
         q[10 + k] = r
         k += 1
-    return int(q[11]) - int(q[10])
 
 
 @micropython.viper

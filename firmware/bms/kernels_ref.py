@@ -270,7 +270,6 @@ def soc_band(xs, ys, n, io):
         hi = io[7 + 2 * k]
         d = lo + 10000 - hi
         io[10 + k] = (10000 if hi >= 10000 else 0) if d <= 0 else lo * 10000 // d
-    return io[11] - io[10]
 
 
 def soc_lags(k, tau, u, rem, c_pm, dt):
